@@ -1,0 +1,3 @@
+from sdd_opt.cli import main
+
+main()

@@ -1,0 +1,115 @@
+"""Command line: ``sdd-opt train | study ... | dashboard | report``.
+
+Every user mistake surfaces as one line ``error: <field>: <reason>`` with exit code 2, before
+training starts; Ctrl-C leaves finished work on disk and says how to resume.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from sdd_opt.errors import EXIT_USAGE, UserError, mask_secrets
+
+SET_HELP = "Override a config key, e.g. --set train.epochs=5 --set distill.enabled=true (repeatable)."
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="sdd-opt")
+def cli() -> None:
+    """Search for the antidote to sparse double descent: l2, distillation and pruning schedules,
+    explored by Optuna studies stored in SQLite, PostgreSQL or MySQL.
+
+    \b
+    Quick start:
+      sdd-opt train --config studies/mnist1d_baseline.yaml --out storage/runs/baseline
+      sdd-opt study run studies/mnist1d_search.yaml
+      sdd-opt dashboard
+    """
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Run config YAML (a study file's base config works too). Default: built-in MNIST-1D defaults.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Run directory. Default: storage/runs/<hash of the config>.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last finished level.")
+@click.option("--checkpoints", type=click.Choice(["all", "last"]), default="all", show_default=True,
+              help="Keep every level's checkpoint or only the last one.")
+@click.option("--quiet", is_flag=True, help="No progress bar; one line per level.")
+def train(config_path, out, overrides, resume, checkpoints, quiet) -> None:
+    """Train one configuration through every pruning level and write its SDD curve.
+
+    Writes config.yaml, curve.csv, metrics.json, curve.png and checkpoints/ into --out, and
+    prints the sparse-double-descent metrics (dip, peak, gap) at the end.
+    """
+    from sdd_opt.config import load_config, read_yaml, build_config, apply_overrides
+    from sdd_opt.imp import run_curve
+
+    if config_path is not None:
+        raw = read_yaml(config_path)
+        if "base" in raw or "search_space" in raw:  # a study file: train its base config
+            from sdd_opt.study.spec import load_study_spec
+
+            spec = load_study_spec(config_path, list(overrides))
+            cfg = spec.base
+        else:
+            cfg = build_config(apply_overrides(raw, list(overrides)), source=str(config_path))
+    else:
+        cfg = load_config(None, list(overrides))
+    out_dir = Path(out) if out else Path("storage/runs") / cfg.hash()
+    click.echo(f"run {cfg.hash()} -> {out_dir}")
+    try:
+        result = run_curve(cfg, out_dir, resume=resume, keep_checkpoints=checkpoints, progress=not quiet,
+                           log=click.echo)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: finished levels are saved in {out_dir}; continue with --resume", err=True)
+        sys.exit(130)
+    m = result.metrics.get("test") or result.metrics.get("val") or {}
+    if m:
+        click.echo(
+            f"dense {m['dense_acc']:.3f} | dip {m['dip_acc']:.3f} @ {m['dip_sparsity']:.3f} | "
+            f"peak {m['peak_acc']:.3f} @ {m['peak_sparsity']:.3f} | sdd_gap {m['sdd_gap']:.3f} | "
+            f"sdd_present: {str(m['sdd_present']).lower()} (test accuracy)")
+    if result.stopped_early:
+        click.echo(f"stopped early: {result.stop_reason}")
+    click.echo(f"wrote {out_dir}/curve.csv, metrics.json, curve.png")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one line and exit code 2, never a traceback."""
+    try:
+        cli.main(args=argv, prog_name="sdd-opt", standalone_mode=False)
+    except UserError as exc:
+        click.echo(f"error: {mask_secrets(str(exc))}", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"error: {mask_secrets(exc.format_message())}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+def _register_subcommands() -> None:
+    """Attach command groups defined in their own modules (study, dashboard, report)."""
+    import importlib
+
+    for module, name in (("sdd_opt.study.commands", "study"), ("sdd_opt.study.commands", "dashboard"),
+                         ("sdd_opt.report.commands", "report")):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("sdd_opt"):
+                continue
+            raise
+        if hasattr(mod, name):
+            cli.add_command(getattr(mod, name))
+
+
+_register_subcommands()

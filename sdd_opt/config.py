@@ -1,0 +1,264 @@
+"""The run configuration: one validated description of a pruning curve.
+
+Every run (and every Optuna trial) is fully described by a :class:`RunConfig`. It is loaded from
+YAML (safely), patched by dotted ``--set key=value`` overrides, validated by pydantic with unknown
+keys refused, and hashed to name run directories and teacher caches (as OpenLTH names runs by the
+hash of their description). Each field carries its help text beside it; ``docs/config.md`` is the
+prose version of the same.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sdd_opt.errors import UserError
+
+NOISE_KINDS = ("symmetric", "uniform", "pairflip", "asymmetric")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    name: str = Field("mnist1d", description="Dataset: mnist1d, synthetic1d, synthetic_images, mnist, fashionmnist, cifar10, cifar100.")
+    noise: float = Field(0.2, ge=0.0, lt=1.0, description="Fraction of training labels corrupted, in [0, 1).")
+    noise_kind: Literal["symmetric", "uniform", "pairflip", "asymmetric"] = Field(
+        "symmetric", description="symmetric: exactly floor(noise*N) labels moved to another class; uniform: "
+        "with prob. noise a random label (may equal the true one); pairflip: c -> c+1; asymmetric: CIFAR-10 class map.")
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Share of the training set held out for validation, before training.")
+    val_labels: Literal["clean", "noisy"] = Field("clean", description="Whether validation labels are the clean or the corrupted ones.")
+    train_size: Optional[int] = Field(None, gt=0, description="Use only this many training samples (quick runs); null: all.")
+    augment: Optional[bool] = Field(None, description="Random crop + horizontal flip on images; null: on for CIFAR, off otherwise.")
+    data_dir: str = Field("storage/data", description="Where datasets are downloaded or generated and cached.")
+
+    @field_validator("name")
+    @classmethod
+    def _known_dataset(cls, v: str) -> str:
+        from sdd_opt.data import DATASETS
+
+        if v not in DATASETS:
+            raise ValueError(f"unknown dataset {v!r}; choose one of {', '.join(sorted(DATASETS))}")
+        return v
+
+
+class ModelConfig(_Section):
+    name: str = Field("cnn1d", description="Architecture: cnn1d, mlp, lenet300, resnet18, vgg16.")
+    width: int = Field(64, gt=0, description="Channels (cnn1d, resnet18, vgg16 base) or hidden units (mlp).")
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        from sdd_opt.models import MODELS
+
+        if v not in MODELS:
+            raise ValueError(f"unknown model {v!r}; choose one of {', '.join(sorted(MODELS))}")
+        return v
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(40, gt=0, description="Epochs per training (per pruning level).")
+    batch_size: int = Field(128, gt=0, description="Mini-batch size.")
+    lr: float = Field(0.1, gt=0.0, description="Learning rate (the maximum for onecycle).")
+    schedule: Literal["onecycle", "cosine", "multistep", "constant"] = Field("onecycle", description="Learning-rate schedule, stepped per iteration.")
+    milestones: list[int] = Field(default_factory=lambda: [80, 120], description="Epochs at which multistep multiplies the lr by gamma.")
+    gamma: float = Field(0.1, gt=0.0, description="Multistep decay factor.")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum.")
+    nesterov: bool = Field(False, description="Nesterov momentum.")
+    weight_decay: float = Field(0.0, ge=0.0, description="l2 regularization of the student (SGD weight decay); one remedy for SDD.")
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = Field("fp32", description="Autocast precision; auto: bf16 on CUDA, fp32 on CPU.")
+    compile: bool = Field(False, description="torch.compile the model (pays off only for long curves).")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:K.")
+    threads: Optional[int] = Field(None, gt=0, description="CPU threads for torch; null: all cores / number of local workers.")
+    eval_batch_size: int = Field(2048, gt=0, description="Batch size for evaluation passes.")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
+            return v
+        raise ValueError(f"must be auto, cpu, cuda or cuda:K (got {v!r})")
+
+
+class PruneConfig(_Section):
+    rate: float = Field(0.2, gt=0.0, lt=1.0, description="Fraction of the remaining weights removed per level, in (0, 1).")
+    levels: int = Field(20, ge=0, description="Pruning rounds after the dense training: the curve has levels+1 rows.")
+    target_sparsity: Optional[float] = Field(None, gt=0.0, lt=1.0, description="If set, levels = the fewest rounds reaching this sparsity.")
+    scope: Literal["global", "layer"] = Field("global", description="Rank magnitudes across all layers or within each layer.")
+    retrain: Literal["rewind", "finetune", "scratch"] = Field("rewind", description="After pruning: rewind to saved weights, fine-tune the current ones, or re-initialize.")
+    rewind_to: int = Field(0, ge=0, description="Rewind point (0: the initial weights; k: weights after k epochs/iterations).")
+    rewind_unit: Literal["epoch", "iteration"] = Field("epoch", description="Unit of rewind_to.")
+    stop_below: Optional[float] = Field(None, ge=0.0, le=1.0, description="Stop pruning once validation accuracy falls below this (collapse early stop).")
+
+    @property
+    def n_levels(self) -> int:
+        """Number of pruning rounds, from ``levels`` or ``target_sparsity``."""
+        if self.target_sparsity is None:
+            return self.levels
+        return max(1, math.ceil(math.log(1.0 - self.target_sparsity) / math.log(1.0 - self.rate) - 1e-9))
+
+
+class TeacherConfig(_Section):
+    weight_decay: float = Field(0.005, ge=0.0, description="l2 weight of the dense teacher trained for distillation.")
+    epochs: Optional[int] = Field(None, gt=0, description="Teacher epochs; null: train.epochs.")
+    checkpoint: Optional[str] = Field(None, description="Use this state_dict (.pt) as the teacher instead of training one.")
+    run: Optional[str] = Field(None, description="Use a level of this earlier run directory as the teacher.")
+    level: int = Field(0, ge=0, description="Which level of `run` to use (0: dense).")
+    cache_dir: str = Field("storage/teachers", description="Trained teachers are cached here, keyed by the hash of their config.")
+
+
+class DistillConfig(_Section):
+    enabled: bool = Field(False, description="Distill every pruned student from a dense teacher.")
+    alpha: float = Field(0.8, ge=0.0, le=1.0, description="Weight of the KL term: alpha*T^2*KL + (1-alpha)*CE.")
+    temperature: float = Field(10.0, gt=0.0, description="Softmax temperature T (> 0).")
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+
+
+class AnalysisConfig(_Section):
+    sdd_threshold: float = Field(0.01, ge=0.0, description="sdd_present when peak - dip exceeds this (accuracy fraction).")
+    within: float = Field(0.01, ge=0.0, description="epsilon for 'highest sparsity within epsilon of dense accuracy'.")
+
+
+class RunConfig(_Section):
+    seed: int = Field(0, ge=0, description="Seeds data noise, split, init and batch order.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    prune: PruneConfig = Field(default_factory=PruneConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    provenance: Optional[dict[str, Any]] = Field(None, description="Written by sdd-opt (versions, host); ignored on load.")
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "RunConfig":
+        if self.prune.retrain == "rewind" and self.prune.rewind_to > 0 and self.prune.rewind_unit == "epoch" \
+                and self.prune.rewind_to >= self.train.epochs:
+            raise ValueError(f"prune.rewind_to: must be below train.epochs ({self.train.epochs}) when rewinding to an epoch")
+        return self
+
+    # -- identity -------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """The config as plain data, without provenance (what defines the run)."""
+        return self.model_dump(mode="json", exclude={"provenance"})
+
+    def hash(self) -> str:
+        """Short stable hash of the run description (names run directories, as OpenLTH does)."""
+        return stable_hash(self.describe())
+
+
+def stable_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# -- loading -------------------------------------------------------------------------------
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Load a YAML mapping safely; syntax errors become one-line errors with line and column."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        raise UserError(f"{path}: malformed YAML at {where}: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: malformed YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    return data
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """Split ``key.sub=value``; the value is read as a YAML scalar/list (so 1e-3, true, [1,2] work)."""
+    if "=" not in item:
+        raise UserError(f"--set {item!r}: expected key=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise UserError(f"--set {item!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``a.b.c`` in a nested dict, creating sections as needed."""
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise UserError(f"{key}: {part!r} is a value, not a section")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def get_dotted(data: dict[str, Any], key: str, default: Any = None) -> Any:
+    node: Any = data
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    data = copy.deepcopy(data)
+    for item in overrides or []:
+        key, value = parse_override(item)
+        set_dotted(data, key, value)
+    return data
+
+
+def format_validation_error(exc: ValidationError, source: str = "config") -> str:
+    """First pydantic error as ``source: dotted.key: reason``."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        msg = "unknown key"
+    else:
+        msg = err["msg"].removeprefix("Value error, ")
+        if "input" in err and kind not in ("missing",) and not isinstance(err["input"], dict):
+            msg += f" (got {err['input']!r})"
+    more = len(exc.errors()) - 1
+    suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
+    return f"{source}: {loc}: {msg}{suffix}" if loc else f"{source}: {msg}{suffix}"
+
+
+def build_config(data: dict[str, Any], source: str = "config") -> RunConfig:
+    data = dict(data)
+    data.pop("provenance", None)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(format_validation_error(exc, source)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Load a run config from YAML (or defaults when ``path`` is None) and apply ``--set`` overrides."""
+    data = read_yaml(path) if path is not None else {}
+    return build_config(apply_overrides(data, overrides), source=str(path) if path else "config")
+
+
+def dump_config(cfg: RunConfig, path: str | Path, provenance: dict[str, Any] | None = None) -> None:
+    data = cfg.describe()
+    if provenance:
+        data["provenance"] = provenance
+    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))

@@ -1,0 +1,264 @@
+"""Iterative magnitude pruning: train, prune, retrain, level after level -> one SDD curve.
+
+This is the engine behind ``sdd-opt train`` and every Optuna trial. A run directory holds
+everything needed to resume it and to trust it:
+
+    config.yaml            the resolved config, with seed, library versions and machine
+    curve.csv              one row per finished level (rewritten atomically after each)
+    metrics.json           SDD metrics on validation and test accuracy
+    curve.png              the curve in the papers' style
+    checkpoints/level_K.pt {"state_dict", "masks", "level", "sparsity"} (pruned weights are exact zeros)
+    checkpoints/rewind.pt  the weights that retraining rewinds to
+
+``resume=True`` continues from the last finished level; because batch order is seeded per epoch
+and the rewind point is on disk, the result equals an uninterrupted run on the CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from sdd_opt.config import RunConfig, dump_config, load_config
+from sdd_opt.curve import CURVE_COLUMNS, is_collapsed, sdd_metrics
+from sdd_opt.data import load_data
+from sdd_opt.distill import get_teacher, save_atomic
+from sdd_opt.errors import UserError
+from sdd_opt.models import build_model
+from sdd_opt.prune import apply_masks, density_at, full_masks, magnitude_prune, measured_sparsity
+from sdd_opt.provenance import provenance
+from sdd_opt.train import autocast_dtype, evaluate, resolve_device, steps_per_epoch, train_model
+
+LevelCallback = Callable[[dict], None]
+# Keys that change where/how fast a run goes but not its result: ignored when matching a resume.
+_NON_RESULT_KEYS = {"train": {"device", "threads", "eval_batch_size"}, "data": {"data_dir"}}
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    rows: list[dict]
+    metrics: dict  # {"val": SDDMetrics dict, "test": SDDMetrics dict}
+    stopped_early: bool = False
+    stop_reason: str = ""
+    teacher: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _result_description(cfg: RunConfig) -> dict:
+    d = cfg.describe()
+    for section, keys in _NON_RESULT_KEYS.items():
+        for k in keys:
+            d[section].pop(k, None)
+    d["distill"]["teacher"].pop("cache_dir", None)
+    return d
+
+
+def read_curve(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    out = []
+    for r in rows:
+        out.append({k: (int(v) if k in ("level", "epochs") else float(v)) for k, v in r.items()})
+    return out
+
+
+def write_curve(rows: list[dict], path: Path) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(CURVE_COLUMNS), extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow(r)
+    tmp = path.with_suffix(".csv.tmp")
+    tmp.write_text(buf.getvalue())
+    os.replace(tmp, path)
+
+
+def curve_metrics(rows: list[dict], cfg: RunConfig) -> dict:
+    sp = [r["sparsity"] for r in rows]
+    out = {}
+    for split in ("val", "test"):
+        acc = [r[f"{split}_acc"] for r in rows]
+        if rows and not any(math.isnan(a) for a in acc):
+            out[split] = sdd_metrics(sp, acc, cfg.analysis.sdd_threshold, cfg.analysis.within).as_dict()
+    return out
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Load a level checkpoint safely (``weights_only=True``); corrupt files give a UserError."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"checkpoint {path}: no such file") from None
+    except Exception as exc:
+        raise UserError(f"checkpoint {path}: corrupt or unreadable ({type(exc).__name__})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise UserError(f"checkpoint {path}: not an sdd-opt checkpoint (no state_dict)")
+    return ckpt
+
+
+def _set_threads(cfg: RunConfig) -> int:
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    return torch.get_num_threads()
+
+
+def run_curve(
+    cfg: RunConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    on_level: Optional[LevelCallback] = None,
+    keep_checkpoints: str = "all",
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> RunResult:
+    """Train ``cfg`` through every pruning level, writing the run directory ``out_dir``."""
+    from tqdm.auto import tqdm
+
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoints"
+    curve_path = out / "curve.csv"
+    rows = read_curve(curve_path) if out.exists() else []
+    if rows and not resume:
+        raise UserError(f"{out}: already holds a curve ({len(rows)} levels); pass --resume to continue it or choose another --out")
+    if rows and resume:
+        stored = load_config(out / "config.yaml")
+        if _result_description(stored) != _result_description(cfg):
+            raise UserError(f"{out}: --resume with a different config than the stored config.yaml")
+
+    threads = _set_threads(cfg)
+    device = resolve_device(cfg.train.device)
+    data = load_data(cfg.data, cfg.seed).to(device)
+    spe = steps_per_epoch(len(data.x_train), cfg.train.batch_size)
+    total_steps = spe * cfg.train.epochs
+    p = cfg.prune
+    rewind_step = 0
+    if p.retrain == "rewind":
+        rewind_step = p.rewind_to * (spe if p.rewind_unit == "epoch" else 1)
+        if rewind_step >= total_steps:
+            raise UserError(f"prune.rewind_to: {p.rewind_to} {p.rewind_unit}s is past the end of training ({total_steps} iterations)")
+    n_levels = p.n_levels
+
+    def build():
+        return build_model(cfg.model, data.input_shape, data.num_classes).to(device)
+
+    torch.manual_seed(cfg.seed)
+    model = build()
+    masks = full_masks(model)
+    rewind_state = copy.deepcopy(model.state_dict()) if rewind_step == 0 else None
+
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir.mkdir(exist_ok=True)
+    prov = provenance(device=str(device), threads=threads)
+    dump_config(cfg, out / "config.yaml", provenance=prov)
+
+    start_level = 0
+    if rows:
+        last = rows[-1]["level"]
+        state = load_checkpoint(ckpt_dir / f"level_{last}.pt")
+        model.load_state_dict(state["state_dict"])
+        masks = {k: v.to(device) for k, v in state["masks"].items()}
+        if p.retrain == "rewind":
+            rewind_state = load_checkpoint(ckpt_dir / "rewind.pt")["state_dict"]
+        start_level = last + 1
+        log(f"resuming {out} at level {start_level}/{n_levels}")
+
+    teacher, teacher_src = None, ""
+    if cfg.distill.enabled:
+        def train_dense(tcfg: RunConfig, tmodel) -> None:
+            torch.manual_seed(tcfg.seed)
+            tmodel.load_state_dict(build().state_dict())
+            stats, _ = train_model(tmodel, data, tcfg.train, seed=tcfg.seed)
+            log(f"teacher trained: train acc {stats.train_acc:.3f} in {stats.seconds:.1f}s")
+        teacher, teacher_src = get_teacher(cfg, build, train_dense, log=log)
+        teacher.to(device)
+
+    precision = autocast_dtype(cfg.train.precision, device)
+    stopped, reason = False, ""
+    if rows and p.stop_below is not None and is_collapsed(rows[-1]["val_acc"], p.stop_below):
+        stopped, reason = True, f"validation accuracy {rows[-1]['val_acc']:.3f} below stop_below {p.stop_below}"
+        start_level = n_levels + 1
+
+    bar = tqdm(total=(n_levels + 1) * cfg.train.epochs, initial=start_level * cfg.train.epochs,
+               desc="levels", unit="ep", disable=not progress, leave=False, dynamic_ncols=True)
+    try:
+        for level in range(start_level, n_levels + 1):
+            start_step = 0
+            if level > 0:
+                masks = magnitude_prune(model, masks, density_at(level, p.rate), p.scope)
+                if p.retrain == "rewind":
+                    model.load_state_dict(rewind_state)
+                    start_step = rewind_step
+                elif p.retrain == "scratch":
+                    torch.manual_seed(cfg.seed + 7919 * level)
+                    model.load_state_dict(build().state_dict())
+                apply_masks(model, masks)
+            bar.set_description(f"level {level}/{n_levels}")
+            done_before = bar.n
+
+            def on_epoch(epoch: int, epochs: int) -> None:
+                bar.n = done_before + epoch
+                bar.refresh()
+
+            t0 = time.perf_counter()
+            stats, snapshot = train_model(
+                model, data, cfg.train, seed=cfg.seed, masks=masks if level > 0 else None,
+                start_step=start_step, teacher=teacher, distill=cfg.distill,
+                snapshot_step=rewind_step if (level == 0 and rewind_step > 0) else None, on_epoch=on_epoch,
+            )
+            if level == 0 and p.retrain == "rewind":
+                if snapshot is not None:
+                    rewind_state = snapshot
+                save_atomic({"state_dict": {k: v.cpu() for k, v in rewind_state.items()}, "step": rewind_step},
+                            ckpt_dir / "rewind.pt")
+            val_acc, _ = evaluate(model, data.x_val, data.y_val, cfg.train.eval_batch_size, precision)
+            test_acc, _ = evaluate(model, data.x_test, data.y_test, cfg.train.eval_batch_size, precision)
+            row = {
+                "level": level, "sparsity": measured_sparsity(model), "train_acc": stats.train_acc,
+                "val_acc": val_acc, "test_acc": test_acc, "loss": stats.loss, "epochs": stats.epochs,
+                "seconds": time.perf_counter() - t0,
+            }
+            save_atomic({"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                         "masks": {k: v.cpu() for k, v in masks.items()}, "level": level,
+                         "sparsity": row["sparsity"]}, ckpt_dir / f"level_{level}.pt")
+            if keep_checkpoints == "last" and level > 0:
+                (ckpt_dir / f"level_{level - 1}.pt").unlink(missing_ok=True)
+            rows.append(row)
+            write_curve(rows, curve_path)
+            msg = (f"level {level:>2}/{n_levels}  sparsity {row['sparsity']:.4f}  train {row['train_acc']:.3f}  "
+                   f"val {val_acc:.3f}  test {test_acc:.3f}  ({row['seconds']:.1f}s)")
+            tqdm.write(msg) if progress else log(msg)
+            if on_level:
+                on_level(row)
+            if p.stop_below is not None and is_collapsed(val_acc, p.stop_below) and level < n_levels:
+                stopped = True
+                reason = f"validation accuracy {val_acc:.3f} below stop_below {p.stop_below} at level {level}"
+                log(f"collapse early stop: {reason}; skipping {n_levels - level} level(s)")
+                break
+    finally:
+        bar.close()
+
+    metrics = curve_metrics(rows, cfg)
+    summary = {"metrics": metrics, "stopped_early": stopped, "stop_reason": reason, "teacher": teacher_src,
+               "levels_planned": n_levels + 1, "levels_done": len(rows), "noise": data.noise_info}
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+    try:
+        from sdd_opt.plots import plot_curve
+
+        plot_curve(rows, metrics.get("test"), out / "curve.png", title=f"{cfg.data.name} / {cfg.model.name}")
+    except Exception as exc:  # a figure must never cost the run
+        log(f"warning: could not draw curve.png ({exc})")
+    return RunResult(out, rows, metrics, stopped, reason, teacher_src)

@@ -1,0 +1,205 @@
+"""One training run of one (possibly pruned) network: SGD + schedule + l2, optional distillation.
+
+Why not a DataLoader: every dataset here fits in memory, so the whole split lives as a tensor on
+the training device and batches are gathered by index -- no worker processes, no per-sample
+Python, no collation. Augmentation runs batched on the device. Accuracy and loss accumulate on
+the device and are read once per epoch, so the step never waits on the host.
+
+Determinism: batch order is drawn from a generator seeded by ``(seed, epoch)``, so every pruning
+level sees the same order, an interrupted run resumes exactly, and rewinding to iteration k
+continues from the same position in the same epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sdd_opt.config import DistillConfig, TrainConfig
+from sdd_opt.data import Dataset
+from sdd_opt.data.augment import augment_batch
+from sdd_opt.distill import distillation_loss
+from sdd_opt.errors import DivergedError, UserError
+from sdd_opt.prune import MaskApplier, Masks
+
+
+@dataclass
+class TrainStats:
+    train_acc: float  # on the noisy training labels, accumulated over the last epoch
+    loss: float  # mean training loss of the last epoch
+    epochs: int
+    steps: int
+    seconds: float
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"train.device: {name} requested but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def _autocast(device: torch.device, dtype: Optional[torch.dtype]):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return math.ceil(n / batch_size)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int, spe: int):
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    if cfg.schedule == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[m * spe for m in cfg.milestones], gamma=cfg.gamma)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+
+def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(seed * 1_000_003 + epoch)
+    return g
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int, precision: Optional[torch.dtype] = None) -> torch.Tensor:
+    was_training = model.training
+    model.eval()
+    out = []
+    with _autocast(x.device, precision):
+        for i in range(0, len(x), batch_size):
+            out.append(model(x[i:i + batch_size]).float())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2048,
+             precision: Optional[torch.dtype] = None) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of ``model`` on ``(x, y)``; NaN for an empty split."""
+    if len(x) == 0:
+        return float("nan"), float("nan")
+    logits = predict_logits(model, x, batch_size, precision)
+    acc = (logits.argmax(1) == y).float().mean().item()
+    return acc, F.cross_entropy(logits, y).item()
+
+
+def train_model(
+    model: nn.Module,
+    data: Dataset,
+    cfg: TrainConfig,
+    *,
+    seed: int,
+    masks: Optional[Masks] = None,
+    start_step: int = 0,
+    teacher: Optional[nn.Module] = None,
+    distill: Optional[DistillConfig] = None,
+    snapshot_step: Optional[int] = None,
+    on_epoch: Optional[Callable[[int, int], None]] = None,
+) -> tuple[TrainStats, Optional[dict]]:
+    """Train ``model`` in place from ``start_step`` to the end of the schedule.
+
+    Returns the stats and, if ``snapshot_step`` falls inside the run, a copy of the model's
+    state_dict taken right after that step (the lottery-ticket rewind point).
+    """
+    device = data.x_train.device
+    dtype = autocast_dtype(cfg.precision, device)
+    n = len(data.x_train)
+    spe = steps_per_epoch(n, cfg.batch_size)
+    total = cfg.epochs * spe
+    if start_step >= total:
+        raise UserError(f"prune.rewind_to: rewind point (step {start_step}) is past the end of training ({total} steps)")
+
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                          weight_decay=cfg.weight_decay)
+    sched = make_scheduler(opt, cfg, total, spe)
+    with warnings.catch_warnings():  # fast-forward the schedule to the rewind point
+        warnings.simplefilter("ignore", UserWarning)  # "scheduler.step() before optimizer.step()"
+        for _ in range(start_step):
+            sched.step()
+    apply_mask = MaskApplier(model, masks) if masks else None
+    if apply_mask:
+        apply_mask()
+
+    use_kd = teacher is not None and distill is not None and distill.enabled
+    teacher_logits = None
+    if use_kd and not data.augment:  # fixed inputs: the teacher's logits can be computed once
+        teacher_logits = predict_logits(teacher, data.x_train, cfg.eval_batch_size, dtype)
+
+    forward = torch.compile(model) if cfg.compile else model
+    model.train()
+    snapshot = None
+    step = start_step
+    t0 = time.perf_counter()
+    first_epoch = start_step // spe
+    correct = torch.zeros((), device=device)
+    loss_sum = torch.zeros((), device=device)
+    seen = 0
+    for epoch in range(first_epoch, cfg.epochs):
+        perm = torch.randperm(n, generator=epoch_generator(seed, epoch, device), device=device)
+        correct.zero_()
+        loss_sum.zero_()
+        seen = 0
+        skip = (start_step - epoch * spe) if epoch == first_epoch else 0
+        for b in range(skip, spe):
+            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            x, y = data.x_train[idx], data.y_train[idx]
+            if data.augment:
+                x = augment_batch(x, None)
+            with _autocast(device, dtype):
+                logits = forward(x)
+                if use_kd:
+                    if teacher_logits is not None:
+                        t_logits = teacher_logits[idx]
+                    else:
+                        with torch.no_grad():
+                            t_logits = teacher(x)
+                    loss = distillation_loss(logits, t_logits, y, distill.alpha, distill.temperature)
+                else:
+                    loss = F.cross_entropy(logits.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if apply_mask:
+                apply_mask()
+            step += 1
+            with torch.no_grad():
+                correct += (logits.argmax(1) == y).sum()
+                loss_sum += loss.detach() * len(y)
+            seen += len(y)
+            if snapshot_step is not None and step == snapshot_step:
+                snapshot = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
+        mean_loss = (loss_sum / max(seen, 1)).item()  # one host sync per epoch
+        if not math.isfinite(mean_loss):
+            raise DivergedError(f"training diverged at epoch {epoch + 1}: loss is {mean_loss}")
+        if on_epoch:
+            on_epoch(epoch + 1, cfg.epochs)
+    stats = TrainStats(
+        train_acc=(correct / max(seen, 1)).item(),
+        loss=mean_loss,
+        epochs=cfg.epochs - first_epoch,
+        steps=step - start_step,
+        seconds=time.perf_counter() - t0,
+    )
+    return stats, snapshot

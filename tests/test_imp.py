@@ -1,0 +1,105 @@
+import json
+
+import pytest
+import torch
+
+from sdd_opt.config import load_config
+from sdd_opt.errors import UserError
+from sdd_opt.imp import load_checkpoint, read_curve, run_curve
+
+quiet = dict(progress=False, log=lambda *_: None)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _strip(rows):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+def test_curve_outputs_and_exact_sparsity(tiny_cfg, tmp_path):
+    res = run_curve(tiny_cfg, tmp_path / "run", **quiet)
+    out = tmp_path / "run"
+    for name in ("config.yaml", "curve.csv", "metrics.json", "curve.png", "checkpoints/level_2.pt"):
+        assert (out / name).exists(), name
+    rows = read_curve(out / "curve.csv")
+    assert [r["level"] for r in rows] == [0, 1, 2]
+    for r in rows:
+        assert r["sparsity"] == pytest.approx(1 - 0.8 ** r["level"], abs=1e-3)
+        assert 0 <= r["val_acc"] <= 1 and 0 <= r["test_acc"] <= 1 and 0 <= r["train_acc"] <= 1
+    ckpt = load_checkpoint(out / "checkpoints/level_2.pt")
+    for name, mask in ckpt["masks"].items():
+        w = ckpt["state_dict"][name]
+        assert torch.all(w[mask == 0] == 0), name
+    stored = (out / "config.yaml").read_text()
+    assert "provenance" in stored and "torch" in stored
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["metrics"]) == {"val", "test"} and metrics["levels_done"] == 3
+    assert res.metrics["test"]["dense_acc"] == rows[0]["test_acc"]
+
+
+def test_resume_equals_an_uninterrupted_run(tiny_cfg, tmp_path):
+    full = run_curve(tiny_cfg, tmp_path / "full", **quiet)
+
+    def stop_after_level_1(row):
+        if row["level"] == 1:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        run_curve(tiny_cfg, tmp_path / "cut", on_level=stop_after_level_1, **quiet)
+    assert len(read_curve(tmp_path / "cut/curve.csv")) == 2
+    with pytest.raises(UserError, match="--resume"):
+        run_curve(tiny_cfg, tmp_path / "cut", **quiet)
+    resumed = run_curve(tiny_cfg, tmp_path / "cut", resume=True, **quiet)
+    assert _strip(resumed.rows) == _strip(full.rows)
+    a = load_checkpoint(tmp_path / "full/checkpoints/level_2.pt")["state_dict"]
+    b = load_checkpoint(tmp_path / "cut/checkpoints/level_2.pt")["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_refuses_a_different_config_and_a_corrupt_checkpoint(tiny_cfg, tiny_overrides, tmp_path):
+    run_curve(tiny_cfg, tmp_path / "r", **quiet)
+    other = load_config(None, tiny_overrides + ["train.lr=0.05"])
+    with pytest.raises(UserError, match="different config"):
+        run_curve(other, tmp_path / "r", resume=True, **quiet)
+    (tmp_path / "r/checkpoints/level_2.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="corrupt"):
+        run_curve(tiny_cfg, tmp_path / "r", resume=True, **quiet)
+
+
+@pytest.mark.parametrize("extra", [
+    ["prune.retrain=finetune"], ["prune.retrain=scratch"], ["prune.rewind_to=1"],
+    ["prune.rewind_to=3", "prune.rewind_unit=iteration"], ["prune.scope=layer"], ["train.schedule=multistep", "train.milestones=[1]"],
+    ["train.schedule=cosine"], ["train.precision=bf16"],
+])
+def test_retrain_modes_and_schedules_run(tiny_overrides, tmp_path, extra):
+    cfg = load_config(None, tiny_overrides + extra)
+    res = run_curve(cfg, tmp_path / "r", **quiet)
+    assert len(res.rows) == 3 and res.rows[-1]["sparsity"] == pytest.approx(0.36, abs=1e-3)
+    if "prune.rewind_to=1" in extra:
+        assert res.rows[1]["epochs"] == 1 and res.rows[0]["epochs"] == 2
+
+
+def test_rewind_past_training_is_refused_before_training(tiny_overrides, tmp_path):
+    cfg = load_config(None, tiny_overrides + ["prune.rewind_to=100000", "prune.rewind_unit=iteration"])
+    with pytest.raises(UserError, match="prune.rewind_to"):
+        run_curve(cfg, tmp_path / "r", **quiet)
+    assert not (tmp_path / "r/curve.csv").exists()
+
+
+def test_distillation_trains_the_teacher_once(tiny_overrides, tmp_path):
+    cfg = load_config(None, tiny_overrides + ["distill.enabled=true", "distill.alpha=0.9", "distill.temperature=4"])
+    logs = []
+    res = run_curve(cfg, tmp_path / "a", progress=False, log=logs.append)
+    assert res.teacher.startswith("trained teacher")
+    assert len(list((tmp_path / "teachers").glob("teacher_*.pt"))) == 1
+    res2 = run_curve(cfg, tmp_path / "b", progress=False, log=logs.append)
+    assert res2.teacher.startswith("cached teacher")
+    assert _strip(res.rows) == _strip(res2.rows)
+
+
+def test_collapse_early_stop(tiny_overrides, tmp_path):
+    cfg = load_config(None, tiny_overrides + ["prune.levels=4", "prune.stop_below=0.99"])
+    res = run_curve(cfg, tmp_path / "r", **quiet)
+    assert res.stopped_early and len(res.rows) == 1 and "stop_below" in res.stop_reason
