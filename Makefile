@@ -1,0 +1,30 @@
+# Two commands on a fresh machine:  `make demo` (the default MNIST-1D study on SQLite) and `make test`.
+PY     ?= python3
+VENV   ?= .venv
+TORCH  ?= torch==2.14.1 torchvision==0.29.1
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: demo test install bench clean-storage
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Demo study: reduced fidelity (see studies/mnist1d_demo.yaml), about 10 minutes on 2 CPU cores.
+demo: $(STAMP)
+	$(BIN)/sdd-opt study run studies/mnist1d_demo.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run_all
+
+clean-storage:
+	rm -rf storage/*.db storage/artifacts storage/runs storage/teachers
