@@ -81,6 +81,9 @@ def train(config_path, out, overrides, resume, checkpoints, quiet) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line and exit code 2, never a traceback."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*(is experimental|experimental feature).*")
     try:
         cli.main(args=argv, prog_name="sdd-opt", standalone_mode=False)
     except UserError as exc:

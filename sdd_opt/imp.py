@@ -64,6 +64,13 @@ def _result_description(cfg: RunConfig) -> dict:
     return d
 
 
+def result_hash(cfg: RunConfig) -> str:
+    """Hash of what decides the curve (not device, threads or paths): names shared run directories."""
+    from sdd_opt.config import stable_hash
+
+    return stable_hash(_result_description(cfg))
+
+
 def read_curve(path: Path) -> list[dict]:
     if not path.exists():
         return []

@@ -42,7 +42,9 @@ class MaskApplier:
     def __init__(self, model: nn.Module, masks: Masks):
         params = prunable_parameters(model)
         self.params = [params[name] for name in masks]
-        self.masks = [masks[name].to(device=params[name].device, dtype=params[name].dtype) for name in masks]
+        # empty_like keeps the parameter's device, dtype and memory format (channels_last conv
+        # weights), so the fused multiply runs on matching strides.
+        self.masks = [torch.empty_like(params[name]).copy_(masks[name]) for name in masks]
 
     @torch.no_grad()
     def __call__(self) -> None:

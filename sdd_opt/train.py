@@ -5,9 +5,15 @@ the training device and batches are gathered by index -- no worker processes, no
 Python, no collation. Augmentation runs batched on the device. Accuracy and loss accumulate on
 the device and are read once per epoch, so the step never waits on the host.
 
-Determinism: batch order is drawn from a generator seeded by ``(seed, epoch)``, so every pruning
-level sees the same order, an interrupted run resumes exactly, and rewinding to iteration k
-continues from the same position in the same epoch.
+Determinism: batch order is drawn from a generator seeded by ``(seed, epoch)`` and each batch's
+crop/flip from one seeded by ``(seed, epoch, batch)``, so every pruning level sees the same order
+and augmentation, an interrupted run resumes exactly, and rewinding to iteration k continues from
+the same position in the same epoch.
+
+Speed (measured in ``benchmarks/``, see ``docs/performance.md``): conv nets on images run in
+``channels_last`` memory format (faster convolutions on cuDNN and oneDNN); the augmentation draws
+its random numbers on the training device, so a CUDA step never copies from the host or waits for
+it; masks are re-applied in place with one fused call.
 """
 
 from __future__ import annotations
@@ -61,6 +67,11 @@ def _autocast(device: torch.device, dtype: Optional[torch.dtype]):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def uses_channels_last(model: nn.Module) -> bool:
+    """Whether the trainer runs ``model`` in channels_last format: models with 2D convolutions."""
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
 def steps_per_epoch(n: int, batch_size: int) -> int:
     return math.ceil(n / batch_size)
 
@@ -79,6 +90,11 @@ def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Genera
     g = torch.Generator(device=device)
     g.manual_seed(seed * 1_000_003 + epoch)
     return g
+
+
+def _batch_seed(seed: int, epoch: int, batch: int) -> int:
+    """Seed of the augmentation of one batch (a stream apart from the batch order's)."""
+    return ((seed * 1_000_003 + epoch) * 1_000_033 + batch + 0x5EED) % (2 ** 63)
 
 
 @torch.no_grad()
@@ -116,11 +132,14 @@ def train_model(
     distill: Optional[DistillConfig] = None,
     snapshot_step: Optional[int] = None,
     on_epoch: Optional[Callable[[int, int], None]] = None,
+    channels_last: Optional[bool] = None,
 ) -> tuple[TrainStats, Optional[dict]]:
     """Train ``model`` in place from ``start_step`` to the end of the schedule.
 
     Returns the stats and, if ``snapshot_step`` falls inside the run, a copy of the model's
     state_dict taken right after that step (the lottery-ticket rewind point).
+    ``channels_last``: None picks it for models with 2D convolutions (the model's 4D weights
+    are left in that format; values are unchanged).
     """
     device = data.x_train.device
     dtype = autocast_dtype(cfg.precision, device)
@@ -129,6 +148,11 @@ def train_model(
     total = cfg.epochs * spe
     if start_step >= total:
         raise UserError(f"prune.rewind_to: rewind point (step {start_step}) is past the end of training ({total} steps)")
+
+    if channels_last is None:
+        channels_last = uses_channels_last(model)
+    if channels_last:  # in place (same Parameter objects): before the optimizer and the mask applier
+        model.to(memory_format=torch.channels_last)
 
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                           weight_decay=cfg.weight_decay)
@@ -155,6 +179,7 @@ def train_model(
     correct = torch.zeros((), device=device)
     loss_sum = torch.zeros((), device=device)
     seen = 0
+    aug_gen = torch.Generator(device=device) if data.augment else None
     for epoch in range(first_epoch, cfg.epochs):
         perm = torch.randperm(n, generator=epoch_generator(seed, epoch, device), device=device)
         correct.zero_()
@@ -164,8 +189,11 @@ def train_model(
         for b in range(skip, spe):
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             x, y = data.x_train[idx], data.y_train[idx]
-            if data.augment:
-                x = augment_batch(x, None)
+            if data.augment:  # random numbers drawn on the device: no host copy, no sync
+                aug_gen.manual_seed(_batch_seed(seed, epoch, b))
+                x = augment_batch(x, aug_gen)
+            if channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
             with _autocast(device, dtype):
                 logits = forward(x)
                 if use_kd:

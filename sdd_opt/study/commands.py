@@ -1,0 +1,300 @@
+"""``sdd-opt study ...`` and ``sdd-opt dashboard``: the CLI face of the study package.
+
+Everything the user typed is validated (study file, overrides, storage URL) before the storage
+is opened for writing, so a mistake never leaves a half-created study behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from sdd_opt.errors import UserError
+
+STORAGE_HELP = "Storage URL (sqlite:///..., postgresql+psycopg://..., mysql+pymysql://..., grpc://HOST:PORT). " \
+               "Default: $SDD_OPT_STORAGE or sqlite:///storage/sdd_opt.db."
+ARTIFACTS_HELP = "Artifact store and trial run directories. Default: $SDD_OPT_ARTIFACTS or 'artifacts' beside the SQLite file (storage/artifacts)."
+
+
+def _storage_option(f):
+    return click.option("--storage", default=None, metavar="URL", help=STORAGE_HELP)(f)
+
+
+def _open(storage_url, **settings):
+    from sdd_opt.study.storage import StorageSettings, open_storage, resolve_url
+
+    url = resolve_url(storage_url)
+    return open_storage(url, StorageSettings(**settings) if settings else None), url
+
+
+@click.group()
+def study() -> None:
+    """Create, run, inspect and export Optuna studies over l2, distillation and pruning schedules."""
+
+
+def _load_spec(file, overrides, name):
+    from sdd_opt.study.spec import load_study_spec
+
+    return load_study_spec(file, list(overrides), name=name)
+
+
+@study.command("create")
+@click.argument("file", type=click.Path(dir_okay=False))
+@_storage_option
+@click.option("--name", default=None, help="Study name (default: the file's 'name').")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a base-config key for every trial.")
+@click.option("--seed-with-paper", is_flag=True, help="Enqueue the paper's reference points as the first trials.")
+def create(file, storage, name, overrides, seed_with_paper) -> None:
+    """Store the study FILE (its settings, search space and objectives) without running anything."""
+    from sdd_opt.study.runner import create_or_resume, enqueue_paper_trials
+    from sdd_opt.study.storage import masked
+
+    spec = _load_spec(file, overrides, name)
+    st, url = _open(storage)
+    s = create_or_resume(spec, st, url, create_only=True)
+    if seed_with_paper:
+        enqueue_paper_trials(s, spec, log=click.echo)
+    click.echo(f"created study {spec.name!r} in {masked(url)}")
+    click.echo(f"add workers with: sdd-opt study worker {spec.name} --storage '{masked(url)}' --n-trials N")
+
+
+def _worker_options(f):
+    f = click.option("--n-trials", type=click.IntRange(min=1), default=None,
+                     help="Total complete trials the STUDY should hold (shared by all workers).")(f)
+    f = click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop starting trials after S seconds.")(f)
+    f = click.option("--device", default=None, help="cpu, cuda or cuda:K for this worker (default: the config's).")(f)
+    f = click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads for this worker.")(f)
+    f = click.option("--artifacts", default=None, metavar="DIR", help=ARTIFACTS_HELP)(f)
+    f = click.option("--heartbeat-interval", type=click.IntRange(min=1), default=60, show_default=True,
+                     help="Seconds between a running trial's heartbeats.")(f)
+    f = click.option("--grace-period", type=click.IntRange(min=1), default=120, show_default=True,
+                     help="A trial without heartbeat for this long is failed and retried.")(f)
+    f = click.option("--progress/--no-progress", default=None, help="Epoch progress bars (default: when on a terminal).")(f)
+    return f
+
+
+def _work(s, spec, url, *, n_trials, timeout, device, threads, artifacts, progress):
+    from sdd_opt.study.objective import Objective
+    from sdd_opt.study.runner import work
+    from sdd_opt.study.storage import resolve_artifacts
+
+    if device:
+        from sdd_opt.config import TrainConfig
+        from pydantic import ValidationError
+
+        try:
+            TrainConfig(device=device)
+        except ValidationError:
+            raise UserError(f"--device: must be cpu, cuda or cuda:K (got {device!r})") from None
+    progress = sys.stderr.isatty() if progress is None else progress
+    obj = Objective(spec, resolve_artifacts(url, artifacts), device=device, threads=threads, progress=progress,
+                    log=click.echo)
+    try:
+        res = work(s, obj, n_trials=n_trials, timeout=timeout, log=click.echo)
+    except KeyboardInterrupt as exc:
+        click.echo(f"\n{'terminated' if 'signal' in str(exc) else 'interrupted'}: the running trial was marked failed "
+                   f"with its reason; finished trials are stored. Resume with the same command.", err=True)
+        sys.exit(130)
+    click.echo(f"worker done: {res.ran} trial(s) run here, {res.completed} complete, {res.failed} failed; {res.stop}")
+    return res
+
+
+@study.command("run")
+@click.argument("file", type=click.Path(dir_okay=False))
+@_storage_option
+@click.option("--name", default=None, help="Study name (default: the file's 'name').")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a base-config key for every trial (stored with the study).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Local worker processes.")
+@click.option("--seed-with-paper", is_flag=True, help="Enqueue the paper's reference points as the first trials.")
+@_worker_options
+def run(file, storage, name, overrides, jobs, seed_with_paper, n_trials, timeout, device, threads, artifacts,
+        heartbeat_interval, grace_period, progress) -> None:
+    """Create or resume the study FILE and run trials until its budget is met.
+
+    The budget is --n-trials (else the file's budget.n_trials) complete trials in the whole study.
+    Ends by printing the Pareto front and the commands to open the dashboard and to export.
+    """
+    from sdd_opt.study.runner import create_or_resume, enqueue_paper_trials
+
+    spec = _load_spec(file, overrides, name)
+    n_trials = n_trials or spec.file.budget.n_trials
+    timeout = timeout or spec.file.budget.timeout
+    if n_trials is None and timeout is None:
+        raise UserError("no budget: give --n-trials or --timeout, or budget.n_trials in the study file")
+    st, url = _open(storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    s = create_or_resume(spec, st, url)
+    if seed_with_paper:
+        enqueue_paper_trials(s, spec, log=click.echo)
+    click.echo(f"study {spec.name!r}: {len(spec.search_space)} searched keys, objectives "
+               f"{', '.join(f'{m} ({d})' for m, d in zip(spec.metric_names, spec.directions))}, sampler {spec.sampler_name}")
+    if jobs > 1:
+        _spawn_workers(spec.name, url, jobs, n_trials=n_trials, timeout=timeout, device=device, threads=threads,
+                       artifacts=artifacts, hb=heartbeat_interval, grace=grace_period)
+    else:
+        _work(s, spec, url, n_trials=n_trials, timeout=timeout, device=device, threads=threads, artifacts=artifacts,
+              progress=progress)
+    _print_summary(s, spec, url)
+
+
+def _spawn_workers(name, url, jobs, *, n_trials, timeout, device, threads, artifacts, hb, grace):
+    """Start ``jobs`` local worker processes sharing the cores (threads per worker) and wait for them."""
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    cmd = [sys.executable, "-m", "sdd_opt", "study", "worker", name, "--storage", url, "--threads", str(threads),
+           "--heartbeat-interval", str(hb), "--grace-period", str(grace), "--no-progress"]
+    for flag, value in (("--n-trials", n_trials), ("--timeout", timeout), ("--artifacts", artifacts)):
+        if value is not None:
+            cmd += [flag, str(value)]
+    procs = []
+    for k in range(jobs):
+        c = list(cmd)
+        if device == "cuda":  # one GPU per worker, round robin
+            import torch
+
+            c += ["--device", f"cuda:{k % max(1, torch.cuda.device_count())}"]
+        elif device:
+            c += ["--device", device]
+        procs.append(subprocess.Popen(c))
+    click.echo(f"started {jobs} workers with {threads} thread(s) each")
+    try:
+        codes = [p.wait() for p in procs]
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait()
+        raise
+    if any(codes):
+        click.echo(f"warning: worker exit codes {codes}", err=True)
+
+
+@study.command("worker")
+@click.argument("name")
+@_storage_option
+@_worker_options
+def worker(name, storage, n_trials, timeout, device, threads, artifacts, heartbeat_interval, grace_period, progress) -> None:
+    """Join the stored study NAME from any machine and run trials until its budget is met."""
+    from sdd_opt.study.runner import load_stored
+
+    st, url = _open(storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    s, spec = load_stored(name, st)
+    n_trials = n_trials or spec.file.budget.n_trials
+    if n_trials is None and timeout is None:
+        raise UserError("no budget: give --n-trials or --timeout")
+    _work(s, spec, url, n_trials=n_trials, timeout=timeout, device=device, threads=threads, artifacts=artifacts,
+          progress=progress)
+
+
+@study.command("list")
+@_storage_option
+def list_(storage) -> None:
+    """List the studies in the storage with their trial counts."""
+    import optuna
+
+    from sdd_opt.study.storage import masked
+
+    st, url = _open(storage)
+    summaries = optuna.get_all_study_summaries(st, include_best_trial=False)
+    click.echo(f"storage: {masked(url)}")
+    if not summaries:
+        click.echo("no studies")
+        return
+    for s in summaries:
+        dirs = ",".join(d.name.lower()[:3] for d in s.directions)
+        click.echo(f"{s.study_name:<40} {s.n_trials:>5} trials  directions {dirs}  started {s.datetime_start or '-'}")
+
+
+def _load(name, storage):
+    from sdd_opt.study.runner import load_stored
+
+    st, url = _open(storage)
+    s, spec = load_stored(name, st)
+    return s, spec, url
+
+
+def _print_summary(s, spec, url) -> None:
+    from sdd_opt.study.pareto import front_table
+    from sdd_opt.study.runner import counts
+    from sdd_opt.study.storage import masked
+
+    c = counts(s)
+    click.echo(f"\n{spec.name}: {c['COMPLETE']} complete, {c['FAIL']} failed, {c['RUNNING']} running, {c['PRUNED']} pruned")
+    if c["COMPLETE"]:
+        click.echo("Pareto front (selected points):")
+        click.echo(_format(front_table(s, spec), "table"))
+    click.echo(f"\nopen the dashboard:  sdd-opt dashboard --storage '{masked(url)}'")
+    click.echo(f"export the front:    sdd-opt study export {spec.name} --storage '{masked(url)}' --out exported/{spec.name}")
+
+
+@study.command("status")
+@click.argument("name")
+@_storage_option
+def status(name, storage) -> None:
+    """Trials by state, front size and hypervolume of study NAME."""
+    from sdd_opt.study.pareto import hypervolume
+    from sdd_opt.study.runner import counts
+
+    s, spec, url = _load(name, storage)
+    c = counts(s)
+    click.echo(f"study {name}: " + ", ".join(f"{k.lower()} {v}" for k, v in c.items() if v or k == "COMPLETE"))
+    if c["COMPLETE"]:
+        hv = hypervolume(s, spec)
+        click.echo(f"front size {len(s.best_trials)}" + (f", hypervolume {hv:.4f} (val_acc x sparsity, ref 0,0)" if hv is not None else ""))
+
+
+def _format(df, fmt: str) -> str:
+    if fmt == "csv":
+        return df.to_csv(index=False).rstrip()
+    if fmt == "json":
+        return df.to_json(orient="records", indent=1)
+    if df.empty:
+        return "(empty)"
+    return df.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+@study.command("pareto")
+@click.argument("name")
+@_storage_option
+@click.option("--levels", is_flag=True, help="Front over every level of every trial instead of the selected points.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def pareto(name, storage, levels, fmt) -> None:
+    """Print the Pareto front of study NAME."""
+    from sdd_opt.study.pareto import front_table, levels_front
+
+    s, spec, _ = _load(name, storage)
+    df = levels_front(s, spec) if levels else front_table(s, spec)
+    click.echo(_format(df, fmt))
+
+
+@study.command("export")
+@click.argument("name")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for configs and front.csv.")
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+@click.option("--levels", is_flag=True, help="One config per Pareto-optimal level (over all levels of all trials).")
+@_storage_option
+def export(name, out, fmt, levels, storage) -> None:
+    """Write one run config per Pareto-optimal trial of NAME, plus front.csv.
+
+    Each config re-runs with `sdd-opt train --config FILE` and ends at the trial's selected point.
+    """
+    from sdd_opt.study.export import export_front
+
+    s, spec, _ = _load(name, storage)
+    table = export_front(s, spec, Path(out), fmt, levels)
+    click.echo(f"wrote {len(table)} config(s) and front.csv to {out}")
+
+
+@click.command()
+@_storage_option
+@click.option("--artifacts", default=None, metavar="DIR", help=ARTIFACTS_HELP)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind; keep 127.0.0.1 unless you mean to share it.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+def dashboard(storage, artifacts, host, port) -> None:
+    """Open optuna-dashboard on the study storage, with the trials' curve artifacts attached."""
+    from sdd_opt.study.dashboard import serve
+
+    serve(storage, artifacts, host, port, log=click.echo)

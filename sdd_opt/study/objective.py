@@ -1,0 +1,251 @@
+"""The Optuna objective: one trial = one sampled config, trained through its IMP levels.
+
+For each of the study's ``repeats`` seeds the trial runs (or resumes, or reuses) the curve in
+``runs/<result hash>``, records every finished level as it goes, then reports the objectives at
+the level picked by the study's ``select`` rule on the seed-mean validation curve.
+
+What a trial stores (the contract that reports, exports and the dashboard read):
+
+* user attrs ``curve`` (seed-mean rows: level, sparsity, train/val/test acc, val_acc_std, ...),
+  ``curve_seed<k>`` (each seed's rows), ``selected_level``, ``val_acc``, ``val_acc_std``,
+  ``sparsity``, ``test_acc``, ``sdd`` (SDD metrics of the mean validation curve), ``sdd_test``,
+  flat copies ``sdd_gap``, ``dip_acc``, ``peak_acc``, ``dense_acc``, ``sdd_present`` for the
+  dashboard's hover, ``remedy`` (none / l2 / distill), ``epochs_spent``, ``stopped_early``,
+  ``stop_reason``, ``config`` (resolved, first seed), ``seeds``, ``versions``, ``run_dirs``,
+  ``constraints`` (values ≤ 0 are feasible), and ``fail_reason`` when it fails;
+* artifacts ``curve.csv``, ``curve_seed<k>.csv`` and ``curve.png``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import math
+import statistics
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Optional
+
+import optuna
+from optuna.trial import TrialState
+
+from sdd_opt.config import RunConfig
+from sdd_opt.curve import select_level, sdd_metrics
+from sdd_opt.errors import DivergedError, UserError
+from sdd_opt.provenance import versions
+from sdd_opt.study.space import suggest_config
+from sdd_opt.study.spec import StudySpec
+
+
+TEACHER_CACHE_DEFAULT = "storage/teachers"
+
+
+class TrialConfigError(RuntimeError):
+    """A sampled combination is not a valid run config (e.g. rewind point past the epochs)."""
+
+
+def remedy_of(cfg: RunConfig) -> str:
+    if cfg.distill.enabled:
+        return "distill"
+    return "l2" if cfg.train.weight_decay > 0 else "none"
+
+
+@contextmanager
+def run_lock(run_dir: Path, log: Callable[[str], None]):
+    """Exclusive use of a run directory; a second trial with the same config waits, then reuses it.
+
+    ``flock`` is released by the kernel when a worker dies, so a killed worker never blocks.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"{run_dir.name}: another trial is running this config; waiting for it")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def mean_curve(curves: list[list[dict]]) -> list[dict]:
+    """Per-level mean over seeds (levels every seed reached), with the validation spread."""
+    n = min(len(c) for c in curves)
+    out = []
+    for i in range(n):
+        rows = [c[i] for c in curves]
+        row = {"level": rows[0]["level"]}
+        for key in ("sparsity", "train_acc", "val_acc", "test_acc", "loss"):
+            row[key] = statistics.fmean(r[key] for r in rows)
+        row["val_acc_std"] = statistics.stdev([r["val_acc"] for r in rows]) if len(rows) > 1 else 0.0
+        row["test_acc_std"] = statistics.stdev([r["test_acc"] for r in rows]) if len(rows) > 1 else 0.0
+        row["epochs"] = sum(r["epochs"] for r in rows)
+        row["seconds"] = sum(r["seconds"] for r in rows)
+        out.append(row)
+    return out
+
+
+def constraint_values(spec: StudySpec, values: dict[str, float]) -> list[float]:
+    """Optuna's convention: a trial is feasible when every value is ≤ 0."""
+    out = []
+    for c in spec.file.constraints:
+        v = values[c.metric]
+        out.append(v - c.max if c.max is not None else c.min - v)
+    return out
+
+
+def constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:
+    return trial.user_attrs.get("constraints", [])
+
+
+def _write_csv(rows: list[dict], path: Path) -> Path:
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+class Objective:
+    """Callable for ``study.optimize``; see the module docstring for what a trial records."""
+
+    def __init__(self, spec: StudySpec, artifacts_dir: Path, *, budget: Optional[int] = None,
+                 device: Optional[str] = None, threads: Optional[int] = None, progress: bool = False,
+                 log: Callable[[str], None] = print):
+        from sdd_opt.study.storage import artifact_store, runs_dir
+
+        self.spec = spec
+        self.store = artifact_store(artifacts_dir)
+        self.runs = runs_dir(artifacts_dir)
+        self.budget = budget
+        self.device = device
+        self.threads = threads
+        self.progress = progress
+        self.log = log
+        self.last_trial_id: Optional[int] = None
+
+    def _check_budget(self, trial: optuna.Trial) -> None:
+        """With many workers, give up a trial that would overshoot the study's total budget."""
+        if not self.budget:
+            return
+        trials = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+        ahead = sum(1 for t in trials if t.state == TrialState.COMPLETE
+                    or (t.state == TrialState.RUNNING and t.number < trial.number))
+        if ahead >= self.budget:
+            trial.set_user_attr("fail_reason", "study budget already reached by other workers")
+            raise optuna.TrialPruned("study budget already reached")
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...] | float:
+        self.last_trial_id = trial._trial_id
+        try:
+            return self._run(trial)
+        except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt as exc:
+            trial.set_user_attr("fail_reason", f"interrupted ({'SIGTERM' if 'signal' in str(exc) else 'Ctrl-C'})")
+            raise
+        except Exception as exc:
+            if "fail_reason" not in trial.user_attrs:
+                trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
+            raise
+
+    def _run(self, trial: optuna.Trial) -> tuple[float, ...] | float:
+        from sdd_opt.imp import result_hash, run_curve
+
+        self._check_budget(trial)
+        try:
+            cfg = suggest_config(trial, self.spec)
+        except UserError as exc:
+            trial.set_user_attr("fail_reason", str(exc))
+            raise TrialConfigError(str(exc)) from None
+        if self.device:
+            cfg.train.device = self.device
+        if self.threads:
+            cfg.train.threads = self.threads
+        if cfg.distill.teacher.cache_dir == TEACHER_CACHE_DEFAULT:  # share teachers beside the study's runs
+            cfg.distill.teacher.cache_dir = str(self.runs.parent / "teachers")
+        seeds = [cfg.seed + i for i in range(self.spec.file.repeats)]
+        trial.set_user_attr("config", cfg.describe())
+        trial.set_user_attr("seeds", seeds)
+        trial.set_user_attr("versions", versions())
+        trial.set_user_attr("remedy", remedy_of(cfg))
+        self.log(f"trial {trial.number}: {_describe_params(trial.params)}")
+
+        curves, run_dirs, stops = [], [], []
+        t0 = time.perf_counter()
+        for seed in seeds:
+            run_cfg = cfg.model_copy(deep=True)
+            run_cfg.seed = seed
+            run_dir = self.runs / result_hash(run_cfg)
+            run_dirs.append(str(run_dir))
+            trial.set_user_attr("run_dirs", run_dirs)
+            key = f"curve_seed{seed}"
+            done: list[dict] = []
+
+            def on_level(row: dict, key=key, done=done) -> None:
+                done.append(row)
+                trial.set_user_attr(key, done)
+
+            try:
+                with run_lock(run_dir, self.log):
+                    res = run_curve(run_cfg, run_dir, resume=True, on_level=on_level, keep_checkpoints="last",
+                                    progress=self.progress, log=self.log)
+            except DivergedError as exc:
+                trial.set_user_attr("fail_reason", f"seed {seed}: {exc}")
+                raise
+            trial.set_user_attr(key, res.rows)
+            curves.append(res.rows)
+            stops.append(res.stop_reason)
+        return self._report(trial, cfg, curves, seeds, stops, time.perf_counter() - t0)
+
+    def _report(self, trial, cfg: RunConfig, curves, seeds, stops, seconds):
+        spec = self.spec
+        mean = mean_curve(curves)
+        sp = [r["sparsity"] for r in mean]
+        val = [r["val_acc"] for r in mean]
+        if any(math.isnan(v) for v in val):
+            raise TrialConfigError("no validation accuracy: set data.val_fraction > 0 for a study")
+        a = cfg.analysis
+        sdd = sdd_metrics(sp, val, a.sdd_threshold, a.within).as_dict()
+        sdd_test = sdd_metrics(sp, [r["test_acc"] for r in mean], a.sdd_threshold, a.within).as_dict()
+        sel = select_level(val, sp, spec.file.select.rule, spec.file.select.epsilon)
+        epochs = float(sum(sum(r["epochs"] for r in c) for c in curves))
+        values = {"val_acc": val[sel], "sparsity": sp[sel], "sdd_gap": sdd["sdd_gap"], "epochs": epochs}
+        attrs = {
+            "curve": mean, "selected_level": sel, "val_acc": val[sel], "val_acc_std": mean[sel]["val_acc_std"],
+            "sparsity": sp[sel], "test_acc": mean[sel]["test_acc"], "sdd": sdd, "sdd_test": sdd_test,
+            "sdd_gap": sdd["sdd_gap"], "dip_acc": sdd["dip_acc"], "peak_acc": sdd["peak_acc"],
+            "dense_acc": sdd["dense_acc"], "sdd_present": sdd["sdd_present"], "epochs_spent": epochs,
+            "stopped_early": any(stops), "stop_reason": "; ".join(s for s in stops if s),
+            "constraints": constraint_values(spec, values), "seconds": seconds,
+        }
+        for k, v in attrs.items():
+            trial.set_user_attr(k, v)
+        self._upload(trial, cfg, mean, curves, seeds, sdd_test, sel)
+        self.log(f"trial {trial.number}: val {val[sel]:.3f} at sparsity {sp[sel]:.3f} (level {sel}), "
+                 f"sdd_gap {sdd['sdd_gap']:.3f}, {seconds:.0f}s")
+        out = tuple(values[m] for m in spec.metric_names)
+        return out if len(out) > 1 else out[0]
+
+    def _upload(self, trial, cfg, mean, curves, seeds, sdd_test, sel) -> None:
+        from optuna.artifacts import upload_artifact
+
+        from sdd_opt.plots import plot_curve
+
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            files = [_write_csv(mean, tmp / "curve.csv")]
+            if len(curves) > 1:
+                files += [_write_csv(c, tmp / f"curve_seed{s}.csv") for c, s in zip(curves, seeds)]
+            try:
+                files.append(plot_curve(mean, sdd_test, tmp / "curve.png", selected_level=sel,
+                                        title=f"trial {trial.number}: {remedy_of(cfg)}"))
+            except Exception as exc:  # a figure must never fail a trial
+                self.log(f"warning: no curve.png for trial {trial.number} ({exc})")
+            for f in files:
+                upload_artifact(artifact_store=self.store, file_path=str(f), study_or_trial=trial)
+
+
+def _describe_params(params: dict) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()) or "base config"

@@ -1,0 +1,249 @@
+"""Creating, resuming and working on studies.
+
+A study stores its own spec (``sdd_opt.spec`` study attribute), so a worker on any machine needs
+only the study name and the storage URL. ``work()`` is the worker loop shared by ``study run``
+and ``study worker``: it runs one trial at a time until the *study* holds ``n_trials`` complete
+trials (not ``n_trials`` per worker), fails stale trials of dead workers before starting and
+before leaving, and turns Ctrl-C / SIGTERM into a failed trial with the reason recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import optuna
+from optuna.trial import TrialState
+
+from sdd_opt.errors import DivergedError, UserError
+from sdd_opt.study.objective import Objective, TrialConfigError, constraints_func
+from sdd_opt.study.space import grid_of, off_name
+from sdd_opt.study.spec import StudySpec
+
+SPEC_ATTR = "sdd_opt.spec"
+IDENTITY_ATTR = "sdd_opt.identity"
+MAX_CONSECUTIVE_FAILURES = 5
+
+
+def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
+    s = spec.file.sampler
+    name = spec.sampler_name
+    cons = constraints_func if spec.file.constraints else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "nsga2":
+            kw = {"population_size": s.population_size} if s.population_size else {}
+            return optuna.samplers.NSGAIISampler(seed=s.seed, constraints_func=cons, **kw)
+        if name == "tpe":
+            kw = {"n_startup_trials": s.n_startup_trials} if s.n_startup_trials is not None else {}
+            return optuna.samplers.TPESampler(seed=s.seed, constraints_func=cons, multivariate=True, **kw)
+        if name == "gp":
+            kw = {"n_startup_trials": s.n_startup_trials} if s.n_startup_trials is not None else {}
+            return optuna.samplers.GPSampler(seed=s.seed, constraints_func=cons, **kw)
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=s.seed)
+        return optuna.samplers.GridSampler(grid_of(spec.search_space, spec.source), seed=s.seed)
+
+
+def _diff(stored: dict, current: dict) -> list[str]:
+    return [k for k in current if stored.get(k) != current.get(k)]
+
+
+def study_note(spec: StudySpec, storage_url: str) -> str:
+    from sdd_opt.study.storage import masked
+
+    sets = " ".join(f"--set {o}" for o in spec.overrides)
+    return (
+        f"# {spec.name}\n\n{spec.file.description}\n\n"
+        f"* objectives: {', '.join(f'{m} ({d})' for m, d in zip(spec.metric_names, spec.directions))}\n"
+        f"* select rule: {spec.file.select.rule} (epsilon {spec.file.select.epsilon}); repeats: {spec.file.repeats}\n"
+        f"* sampler: {spec.sampler_name}, seed {spec.file.sampler.seed}\n\n"
+        f"Reproduce: `sdd-opt study run {spec.source} --storage {masked(storage_url)} {sets}`\n\n"
+        f"Export the front: `sdd-opt study export {spec.name} --out exported/`\n\n"
+        f"```json\n{json.dumps(spec.identity(), indent=1)[:6000]}\n```\n"
+    )
+
+
+def create_or_resume(spec: StudySpec, storage, storage_url: str = "", *, create_only: bool = False) -> optuna.Study:
+    """Create the study, or resume it if its stored identity matches ``spec`` (else UserError)."""
+    identity = spec.identity()
+    try:
+        existing = optuna.load_study(study_name=spec.name, storage=storage, sampler=make_sampler(spec))
+    except KeyError:
+        existing = None
+    if existing is not None:
+        stored = existing.user_attrs.get(IDENTITY_ATTR)
+        if stored is None:
+            raise UserError(f"study {spec.name!r} exists but was not created by sdd-opt; choose another --name")
+        changed = _diff(stored, identity)
+        if changed:
+            raise UserError(f"study {spec.name!r} is stored with a different {', '.join(changed)}; "
+                            f"use --name for a new study (refusing to mix trials)")
+        if create_only:
+            raise UserError(f"study {spec.name!r} already exists (with the same settings); use 'study run' to resume it")
+        return existing
+    study = optuna.create_study(study_name=spec.name, storage=storage, directions=spec.directions,
+                                sampler=make_sampler(spec), load_if_exists=True)
+    study.set_metric_names(spec.metric_names)
+    study.set_user_attr(IDENTITY_ATTR, identity)
+    study.set_user_attr(SPEC_ATTR, spec.to_json())
+    try:
+        from optuna_dashboard import save_note
+
+        save_note(study, study_note(spec, storage_url))
+    except Exception:  # the note is a convenience for the dashboard only
+        pass
+    return study
+
+
+def load_stored(name: str, storage) -> tuple[optuna.Study, StudySpec]:
+    """Load a study and its stored spec by name (what a worker on another machine does)."""
+    try:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    except Exception as exc:
+        raise UserError(f"cannot list studies: {exc}") from None
+    if name not in names:
+        hint = f"; stored studies: {', '.join(names[:10])}" if names else "; the storage holds no study"
+        raise UserError(f"study {name!r} not found{hint}")
+    study = optuna.load_study(study_name=name, storage=storage)
+    raw = study.user_attrs.get(SPEC_ATTR)
+    if raw is None:
+        raise UserError(f"study {name!r} was not created by sdd-opt (no stored spec)")
+    spec = StudySpec.from_json(raw)
+    return optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(spec)), spec
+
+
+def paper_trials(spec: StudySpec) -> list[dict]:
+    """The paper's reference points as parameter sets: no remedy, l2, distillation (alpha .8, T 10)."""
+    space = spec.search_space
+    points = [
+        {"train.weight_decay": 0.0, "distill.enabled": False},
+        {"train.weight_decay": 5e-3, "distill.enabled": False},
+        {"train.weight_decay": 0.0, "distill.enabled": True, "distill.alpha": 0.8, "distill.temperature": 10.0,
+         "distill.teacher.weight_decay": 5e-3},
+    ]
+    out = []
+    for point in points:
+        params: dict = {}
+        for key, value in point.items():
+            p = space.get(key)
+            if p is None:
+                continue
+            if p.type == "float" and p.zero:
+                params[off_name(key)] = value == 0.0
+                if value == 0.0:
+                    continue
+            if p.type == "categorical" and value not in p.choices:
+                continue
+            if p.type != "categorical" and not (p.low <= value <= p.high):
+                continue
+            params[key] = value
+        out.append(params)
+    return out
+
+
+def counts(study: optuna.Study) -> dict[str, int]:
+    out = {s.name: 0 for s in TrialState}
+    for t in study.get_trials(deepcopy=False):
+        out[t.state.name] += 1
+    return out
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the running trial is failed with its reason, then we exit."""
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    def handler(signum, frame):
+        raise Terminated(f"signal {signum}")
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@dataclass
+class WorkResult:
+    ran: int = 0
+    completed: int = 0
+    failed: int = 0
+    stop: str = ""
+
+
+def _fail_stale(study: optuna.Study) -> None:
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    if is_heartbeat_enabled(study._storage):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+
+
+def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] = None,
+         timeout: Optional[float] = None, poll: float = 5.0, log: Callable[[str], None] = print) -> WorkResult:
+    """Run trials until the study holds ``n_trials`` complete ones, ``timeout`` passes, or too many fail."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # we report trials ourselves, without tracebacks
+    objective.budget = n_trials
+    res = WorkResult()
+    start = time.monotonic()
+    consecutive_failures = 0
+    _fail_stale(study)
+    try:
+        with sigterm_as_interrupt():
+            while True:
+                c = counts(study)
+                if n_trials and c["COMPLETE"] >= n_trials:
+                    res.stop = f"the study holds {c['COMPLETE']} complete trials (budget {n_trials})"
+                    break
+                if timeout and time.monotonic() - start >= timeout:
+                    res.stop = f"timeout of {timeout:.0f}s reached"
+                    break
+                if n_trials and c["COMPLETE"] + c["RUNNING"] >= n_trials and c["WAITING"] == 0:
+                    time.sleep(poll)  # other workers hold the rest of the budget; wait in case they fail
+                    _fail_stale(study)
+                    continue
+                objective.last_trial_id = None
+                study.optimize(objective, n_trials=1, catch=(DivergedError, TrialConfigError), gc_after_trial=False)
+                res.ran += 1
+                last = study._storage.get_trial(objective.last_trial_id) if objective.last_trial_id is not None else None
+                if last is not None and last.state == TrialState.COMPLETE:
+                    res.completed += 1
+                    consecutive_failures = 0
+                elif last is not None and last.state == TrialState.FAIL:
+                    res.failed += 1
+                    consecutive_failures += 1
+                    log(f"trial {last.number} failed: {last.user_attrs.get('fail_reason', 'see the logs')}")
+                    if consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+                        res.stop = f"{consecutive_failures} trials failed in a row; stopping this worker"
+                        break
+    except KeyboardInterrupt as exc:
+        res.stop = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
+        raise
+    finally:
+        try:
+            _fail_stale(study)
+        except Exception:
+            pass
+    return res
+
+
+def enqueue_paper_trials(study: optuna.Study, spec: StudySpec, log: Callable[[str], None] = print) -> int:
+    """Enqueue the paper's reference points once per study (skipped if already enqueued)."""
+    if study.user_attrs.get("sdd_opt.paper_enqueued"):
+        return 0
+    n = 0
+    for params in paper_trials(spec):
+        study.enqueue_trial(params, skip_if_exists=True)
+        n += 1
+    study.set_user_attr("sdd_opt.paper_enqueued", True)
+    log(f"enqueued {n} reference trials from the paper (no remedy, l2, distillation)")
+    return n

@@ -1,0 +1,68 @@
+import optuna
+import pytest
+
+from sdd_opt.errors import UserError
+from sdd_opt.study.space import config_from_params, grid_of, suggest_config
+from sdd_opt.study.spec import load_study_spec, parse_study
+
+from .conftest import tiny_study
+
+
+def test_spec_resolves_base_and_directions(tmp_path, study_file):
+    spec = load_study_spec(study_file())
+    assert spec.directions == ["maximize", "maximize"] and spec.metric_names == ["val_acc", "sparsity"]
+    assert spec.sampler_name == "random" and spec.base.model.width == 8
+
+
+def test_base_config_path_is_relative_to_the_study_file(tmp_path):
+    (tmp_path / "base.yaml").write_text("train: {epochs: 3}\n")
+    spec = parse_study({"name": "x", "base": "base.yaml"}, "s.yaml", base_dir=tmp_path)
+    assert spec.base.train.epochs == 3
+
+
+@pytest.mark.parametrize("space, needle", [
+    ({"train.weight_decy": {"type": "float", "low": 0.1, "high": 0.2}}, "train.weight_decy: unknown config key"),
+    ({"train.weight_decay": {"type": "float", "low": 0.2, "high": 0.1}}, "low (0.2) > high (0.1)"),
+    ({"train.weight_decay": {"type": "float", "low": 0.0, "high": 0.1, "log": True}}, "log range needs low > 0"),
+    ({"prune.rate": {"type": "float", "low": 0.5, "high": 1.5}}, "prune.rate"),
+    ({"distill.alpha": {"type": "float", "low": 0.1, "high": 0.2, "when": {"distill.foo": True}}}, "when"),
+    ({"train.epochs": {"type": "int", "low": 1, "high": 3, "colour": 1}}, "unknown key"),
+    ({"train": {"type": "int", "low": 1, "high": 3}}, "unknown config key"),
+])
+def test_bad_search_spaces_name_the_key(tmp_path, space, needle):
+    with pytest.raises(UserError) as info:
+        parse_study(tiny_study(tmp_path, search_space=space), "s.yaml")
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_unknown_sampler_and_objective(tmp_path):
+    with pytest.raises(UserError, match="sampler.name: unknown sampler 'cmaes'"):
+        parse_study(tiny_study(tmp_path, sampler={"name": "cmaes"}), "s.yaml")
+    with pytest.raises(UserError, match="unknown objective metric 'test_acc'"):
+        parse_study(tiny_study(tmp_path, objectives=[{"metric": "test_acc"}]), "s.yaml")
+
+
+def test_conditional_parameters_are_not_sampled_when_unused(tmp_path, study_file):
+    spec = load_study_spec(study_file())
+    study = optuna.create_study(directions=["maximize", "maximize"], sampler=optuna.samplers.RandomSampler(seed=1))
+    seen_alpha = {True: 0, False: 0}
+    for _ in range(20):
+        trial = study.ask()
+        cfg = suggest_config(trial, spec)
+        assert ("distill.alpha" in trial.params) == cfg.distill.enabled
+        seen_alpha[cfg.distill.enabled] += 1
+        if trial.params["train.weight_decay.off"]:
+            assert cfg.train.weight_decay == 0.0 and "train.weight_decay" not in trial.params
+        assert config_from_params(spec, trial.params).describe() == cfg.describe()
+        study.tell(trial, [0.5, 0.5])
+    assert seen_alpha[True] and seen_alpha[False]
+
+
+def test_grid_needs_steps_or_choices(tmp_path):
+    space = {"train.weight_decay": {"type": "categorical", "choices": [0.0, 5e-3]},
+             "prune.rate": {"type": "float", "low": 0.2, "high": 0.4, "step": 0.1}}
+    spec = parse_study(tiny_study(tmp_path, search_space=space, sampler={"name": "grid"}), "s.yaml")
+    assert grid_of(spec.search_space) == {"train.weight_decay": [0.0, 5e-3], "prune.rate": [0.2, 0.3, 0.4]}
+    space["distill.alpha"] = {"type": "float", "low": 0.1, "high": 0.9}
+    with pytest.raises(UserError, match="grid sampler needs"):
+        parse_study(tiny_study(tmp_path, search_space=space, sampler={"name": "grid"}), "s.yaml")
