@@ -120,29 +120,42 @@ def load_stored(name: str, storage) -> tuple[optuna.Study, StudySpec]:
 
 
 def paper_trials(spec: StudySpec) -> list[dict]:
-    """The paper's reference points as parameter sets: no remedy, l2, distillation (alpha .8, T 10)."""
+    """The paper's reference points: no remedy, l2, distillation (alpha 0.8, T 10, teacher l2 5e-3).
+
+    Searched keys a point does not fix take the base config's value when the space allows it,
+    so the reference trials are the paper's setup rather than random schedules.
+    """
+    from sdd_opt.config import get_dotted
+
     space = spec.search_space
+    base = spec.base.describe()
     points = [
         {"train.weight_decay": 0.0, "distill.enabled": False},
         {"train.weight_decay": 5e-3, "distill.enabled": False},
         {"train.weight_decay": 0.0, "distill.enabled": True, "distill.alpha": 0.8, "distill.temperature": 10.0,
          "distill.teacher.weight_decay": 5e-3},
     ]
+
+    def allowed(p, value) -> bool:
+        if p.type == "categorical":
+            return value in p.choices
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return p.low <= value <= p.high or (p.zero and value == 0.0)
+
     out = []
     for point in points:
         params: dict = {}
-        for key, value in point.items():
-            p = space.get(key)
-            if p is None:
+        for key, p in space.items():
+            value = point.get(key, get_dotted(base, key))
+            if p.when and any(point.get(k, get_dotted(base, k)) != v for k, v in p.when.items()):
+                continue
+            if not allowed(p, value):
                 continue
             if p.type == "float" and p.zero:
                 params[off_name(key)] = value == 0.0
                 if value == 0.0:
                     continue
-            if p.type == "categorical" and value not in p.choices:
-                continue
-            if p.type != "categorical" and not (p.low <= value <= p.high):
-                continue
             params[key] = value
         out.append(params)
     return out
