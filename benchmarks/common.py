@@ -82,7 +82,8 @@ def machine(device: torch.device, threads: int) -> str:
                     break
     except OSError:
         pass
-    return f"CPU {cpu}, {os.cpu_count()} cores, {threads} torch threads (torch {torch.__version__})"
+    return (f"CPU {cpu}, {os.cpu_count()} cores, {threads} torch threads (torch {torch.__version__}); "
+            f"{load_average()} at start")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -106,20 +107,32 @@ def _fmt(c: object) -> str:
     return str(c)
 
 
+def parse_tables(text: str) -> list[list[dict[str, str]]]:
+    """Every Markdown table in ``text``, each as a list of row dicts (used by the tests)."""
+    split = lambda ln: [c.strip() for c in ln.strip().strip("|").split("|")]  # noqa: E731
+    tables, block = [], []
+    for ln in text.splitlines() + [""]:
+        if ln.strip().startswith("|"):
+            block.append(ln)
+            continue
+        if len(block) >= 2:
+            headers = split(block[0])
+            tables.append([dict(zip(headers, split(r))) for r in block[2:] if len(split(r)) == len(headers)])
+        block = []
+    return tables
+
+
 def parse_table(text: str) -> list[dict[str, str]]:
-    """Rows of the first Markdown table in ``text`` as dicts (used by the tests)."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("|")]
-    if len(lines) < 2:
-        return []
-    split = lambda ln: [c.strip() for c in ln.strip("|").split("|")]  # noqa: E731
-    headers = split(lines[0])
-    rows = []
-    for ln in lines[2:]:
-        vals = split(ln)
-        if len(vals) != len(headers):
-            break
-        rows.append(dict(zip(headers, vals)))
-    return rows
+    """Rows of the first Markdown table in ``text``."""
+    tables = parse_tables(text)
+    return tables[0] if tables else []
+
+
+def load_average() -> str:
+    try:
+        return "load average %.2f %.2f %.2f" % os.getloadavg()
+    except OSError:
+        return "load average unknown"
 
 
 def load_bench_data(name: str, data_dir: str, device: torch.device, *, seed: int = 0,

@@ -101,7 +101,7 @@ def main(argv=None) -> dict:
     for label in modes:
         per_step = [t / args.steps * 1e3 for t in times[label]]
         overhead = (common.median_ratio(times[label], base) - 1.0) * 100.0
-        rows.append([label, common.median(per_step), min(per_step), overhead])
+        rows.append([label, common.median(per_step), min(per_step), f"{overhead:+.1f}"])
     headers = ["masking", "ms/step (median)", "ms/step (min)", "overhead % vs unmasked"]
 
     print(f"## mask overhead: {args.model} (width {args.width}) on {args.data}, batch {args.batch_size}, "
@@ -110,9 +110,9 @@ def main(argv=None) -> dict:
     print()
     print(common.table(headers, rows))
     print()
-    inplace = rows[1][3]
+    inplace = float(rows[1][3])
     print(f"target: in-place overhead < {TARGET_PCT:.0f}%: {inplace:+.1f}% -> {'MET' if inplace < TARGET_PCT else 'NOT MET'}"
-          f"; hooks: {rows[2][3]:+.1f}%")
+          f"; hooks: {rows[2][3]}%")
     sys.stdout.flush()
     return {"rows": rows, "headers": headers, "times": times}
 

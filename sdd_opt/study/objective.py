@@ -96,8 +96,8 @@ def constraint_values(spec: StudySpec, values: dict[str, float]) -> list[float]:
     return out
 
 
-def constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:
-    return trial.user_attrs.get("constraints", [])
+def constraint_names(spec: StudySpec) -> list[str]:
+    return [f"{c.metric}<={c.max}" if c.max is not None else f"{c.metric}>={c.min}" for c in spec.file.constraints]
 
 
 def _write_csv(rows: list[dict], path: Path) -> Path:
@@ -222,6 +222,8 @@ class Objective:
         }
         for k, v in attrs.items():
             trial.set_user_attr(k, v)
+        for name, value in zip(constraint_names(spec), attrs["constraints"]):
+            trial.set_constraint(name, value)  # Optuna 5: samplers and best_trials honour these
         self._upload(trial, cfg, mean, curves, seeds, sdd_test, sel)
         self.log(f"trial {trial.number}: val {val[sel]:.3f} at sparsity {sp[sel]:.3f} (level {sel}), "
                  f"sdd_gap {sdd['sdd_gap']:.3f}, {seconds:.0f}s")

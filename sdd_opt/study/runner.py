@@ -22,7 +22,7 @@ import optuna
 from optuna.trial import TrialState
 
 from sdd_opt.errors import DivergedError, UserError
-from sdd_opt.study.objective import Objective, TrialConfigError, constraints_func
+from sdd_opt.study.objective import Objective, TrialConfigError
 from sdd_opt.study.space import grid_of, off_name
 from sdd_opt.study.spec import StudySpec
 
@@ -34,18 +34,17 @@ MAX_CONSECUTIVE_FAILURES = 5
 def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
     s = spec.file.sampler
     name = spec.sampler_name
-    cons = constraints_func if spec.file.constraints else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if name == "nsga2":
             kw = {"population_size": s.population_size} if s.population_size else {}
-            return optuna.samplers.NSGAIISampler(seed=s.seed, constraints_func=cons, **kw)
+            return optuna.samplers.NSGAIISampler(seed=s.seed, **kw)
         if name == "tpe":
             kw = {"n_startup_trials": s.n_startup_trials} if s.n_startup_trials is not None else {}
-            return optuna.samplers.TPESampler(seed=s.seed, constraints_func=cons, multivariate=True, **kw)
+            return optuna.samplers.TPESampler(seed=s.seed, multivariate=True, **kw)
         if name == "gp":
             kw = {"n_startup_trials": s.n_startup_trials} if s.n_startup_trials is not None else {}
-            return optuna.samplers.GPSampler(seed=s.seed, constraints_func=cons, **kw)
+            return optuna.samplers.GPSampler(seed=s.seed, **kw)
         if name == "random":
             return optuna.samplers.RandomSampler(seed=s.seed)
         return optuna.samplers.GridSampler(grid_of(spec.search_space, spec.source), seed=s.seed)

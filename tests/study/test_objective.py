@@ -1,0 +1,70 @@
+import optuna
+import pytest
+
+from sdd_opt.study.objective import Objective, constraint_values, mean_curve, remedy_of
+from sdd_opt.study.pareto import front_table, hypervolume_2d, nondominated
+from sdd_opt.study.runner import create_or_resume, paper_trials, work
+from sdd_opt.study.spec import load_study_spec
+
+
+def _row(level, sp, val, test=0.5):
+    return {"level": level, "sparsity": sp, "train_acc": 0.9, "val_acc": val, "test_acc": test, "loss": 1.0,
+            "epochs": 2, "seconds": 1.0}
+
+
+def test_mean_curve_averages_seeds_and_keeps_the_spread():
+    a = [_row(0, 0.0, 0.80), _row(1, 0.2, 0.70), _row(2, 0.36, 0.90)]
+    b = [_row(0, 0.0, 0.60), _row(1, 0.2, 0.74)]  # stopped one level earlier
+    m = mean_curve([a, b])
+    assert len(m) == 2
+    assert m[0]["val_acc"] == pytest.approx(0.70) and m[0]["val_acc_std"] == pytest.approx(0.1414, abs=1e-4)
+    assert m[1]["epochs"] == 4
+
+
+def test_pareto_helpers():
+    pts = [(0.8, 0.5), (0.7, 0.9), (0.6, 0.4), (0.8, 0.5)]
+    assert nondominated(pts, ["maximize", "maximize"]) == [0, 1, 3]
+    assert nondominated(pts, ["maximize", "minimize"]) == [0, 2, 3]
+    # two rectangles: 0.8*0.5 + 0.7*(0.9-0.5)
+    assert hypervolume_2d([(0.8, 0.5), (0.7, 0.9)]) == pytest.approx(0.4 + 0.28)
+    assert hypervolume_2d([]) == 0.0
+
+
+def test_repeats_constraints_and_early_stop(study_file, sqlite_url, tmp_path):
+    spec = load_study_spec(study_file(
+        repeats=2, constraints=[{"metric": "sdd_gap", "max": -1.0}],  # impossible: every trial infeasible
+        collapse_floor=0.99, budget={"n_trials": 2}, sampler={"name": "tpe", "seed": 0}))
+    storage = optuna.storages.RDBStorage(sqlite_url)
+    study = create_or_resume(spec, storage, sqlite_url)
+    obj = Objective(spec, tmp_path / "art", log=lambda *_: None)
+    res = work(study, obj, n_trials=2, log=lambda *_: None)
+    assert res.completed == 2
+    for t in study.trials:
+        assert t.user_attrs["seeds"] == [0, 1]
+        assert "curve_seed0" in t.user_attrs and "curve_seed1" in t.user_attrs
+        assert t.user_attrs["stopped_early"] and "stop_below" in t.user_attrs["stop_reason"]
+        assert len(t.user_attrs["curve"]) == 1  # collapsed at the dense level: no pruning spent
+        assert all(c > 0 for c in t.user_attrs["constraints"])
+        assert t.constraints and all(v > 0 for v in t.constraints.values())
+    assert study.best_trials == [] and front_table(study, spec).empty  # infeasible trials are never on the front
+
+
+def test_remedy_labels_and_constraint_sign(study_file):
+    spec = load_study_spec(study_file(constraints=[{"metric": "sdd_gap", "max": 0.02}, {"metric": "val_acc", "min": 0.5}]))
+    assert constraint_values(spec, {"sdd_gap": 0.05, "val_acc": 0.6, "sparsity": 0.9, "epochs": 1}) == \
+        pytest.approx([0.03, -0.1])
+    cfg = spec.base.model_copy(deep=True)
+    assert remedy_of(cfg) == "none"
+    cfg.train.weight_decay = 1e-3
+    assert remedy_of(cfg) == "l2"
+    cfg.distill.enabled = True
+    assert remedy_of(cfg) == "distill"
+
+
+def test_paper_points_fill_unfixed_keys_from_the_base(study_file):
+    spec = load_study_spec(study_file())
+    none, l2, kd = paper_trials(spec)
+    assert none["train.weight_decay.off"] is True and none["distill.enabled"] is False and "distill.alpha" not in none
+    assert l2["train.weight_decay"] == 5e-3
+    assert kd["distill.enabled"] is True and kd["distill.alpha"] == 0.8
+    assert none["prune.rate"] == pytest.approx(0.3)  # the base's rate lies in the searched range
