@@ -79,6 +79,41 @@ def train(config_path, out, overrides, resume, checkpoints, quiet) -> None:
     click.echo(f"wrote {out_dir}/curve.csv, metrics.json, curve.png")
 
 
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
+@click.option("--label", "labels", multiple=True, help="Legend label per run (default: directory name).")
+@click.option("--metric", type=click.Choice(["test_acc", "val_acc", "train_acc"]), default="test_acc", show_default=True)
+@click.option("--title", default="", help="Figure title.")
+def plot(runs, out, labels, metric, title) -> None:
+    """Overlay the curves of several run directories (paper style: log scale of remaining weights)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sdd_opt.imp import read_curve
+    from sdd_opt.plots import format_sparsity_axis
+
+    if labels and len(labels) != len(runs):
+        raise UserError(f"--label: give one per run ({len(runs)}), got {len(labels)}")
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    for i, run in enumerate(runs):
+        rows = read_curve(Path(run) / "curve.csv")
+        if not rows:
+            raise UserError(f"{run}: no curve.csv (not a finished sdd-opt run directory)")
+        x = [max(1.0 - r["sparsity"], 1e-6) * 100 for r in rows]
+        ax.plot(x, [r[metric] for r in rows], marker="o", markersize=3, label=labels[i] if labels else Path(run).name)
+    format_sparsity_axis(ax)
+    ax.set_ylabel(metric.replace("_acc", " accuracy"))
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    click.echo(f"wrote {out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line and exit code 2, never a traceback."""
     import warnings

@@ -14,9 +14,10 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from sdd_opt.errors import UserError, mask_secrets
 
@@ -75,17 +76,46 @@ def default_home(url: str) -> Path:
 
 @dataclass
 class StorageSettings:
+    """How a process talks to the storage.
+
+    ``threads``: threads of this process that use the storage at once (1 for a worker's trial
+    loop, the thread pool of ``storage serve``); the connection pool is sized from it, plus one
+    connection for the heartbeat thread. ``retry_limit``: seconds a storage call keeps retrying a
+    lost connection or a lock before the process gives up with a clear message.
+    ``lock_timeout``: seconds a statement waits for a row lock before it is retried (MySQL's
+    ``innodb_lock_wait_timeout``, PostgreSQL's ``lock_timeout``).
+    """
+
     heartbeat_interval: Optional[int] = 60
     grace_period: Optional[int] = 120
     max_retry: Optional[int] = 3
-    pool_size: int = 5
+    threads: int = 1
+    retry_limit: float = 600.0
+    lock_timeout: float = 30.0
+    connect_timeout: int = 10
+    log: Optional[Callable[[str], None]] = None
+
+    @property
+    def pool_size(self) -> int:
+        return self.threads + 1
 
 
 def _engine_kwargs(url: str, settings: StorageSettings) -> dict:
     if is_sqlite(url):
         return {"connect_args": {"timeout": 120}}
-    return {"pool_pre_ping": True, "pool_size": settings.pool_size, "max_overflow": settings.pool_size,
-            "pool_recycle": 1800, "pool_timeout": 60}
+    kw = {"pool_pre_ping": True, "pool_size": settings.pool_size, "max_overflow": settings.pool_size,
+          "pool_recycle": 1800, "pool_timeout": 30}
+    lock_ms = int(settings.lock_timeout * 1000)
+    if url.startswith(("mysql", "mariadb")):
+        # READ COMMITTED takes no gap locks: far fewer deadlocks between workers inserting attributes.
+        kw["isolation_level"] = "READ COMMITTED"
+        kw["connect_args"] = {"connect_timeout": settings.connect_timeout, "read_timeout": 120, "write_timeout": 120,
+                              "init_command": f"SET SESSION innodb_lock_wait_timeout={max(1, lock_ms // 1000)}"}
+    elif url.startswith("postgresql"):
+        kw["connect_args"] = {"connect_timeout": settings.connect_timeout, "keepalives": 1, "keepalives_idle": 30,
+                              "keepalives_interval": 10, "keepalives_count": 3,
+                              "options": f"-c lock_timeout={lock_ms}"}
+    return kw
 
 
 def _enable_wal(storage) -> None:
@@ -103,32 +133,194 @@ def _enable_wal(storage) -> None:
         cur.close()
 
 
+_NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph", "glusterfs",
+               "fuse.sshfs", "fuse.glusterfs", "9p", "afs", "fuse.gcsfuse", "fuse.s3fs")
+
+
+def filesystem_type(path: Path) -> str:
+    """The type of the filesystem holding ``path`` (from /proc/mounts; "" when unknown)."""
+    try:
+        mounts = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return ""
+    path = path.resolve()
+    best, fstype = "", ""
+    for fields in mounts:
+        if len(fields) < 3:
+            continue
+        mnt = fields[1].replace("\\040", " ")
+        if (str(path) == mnt or str(path).startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+            best, fstype = mnt, fields[2]
+    return fstype
+
+
+def check_sqlite_location(url: str) -> None:
+    """SQLite is for processes on ONE machine: refuse a database file on a network filesystem."""
+    from sqlalchemy.engine import make_url
+
+    db = make_url(url).database
+    if not db or db == ":memory:":
+        return
+    fstype = filesystem_type(Path(db).expanduser().parent)
+    if fstype in _NETWORK_FS or fstype.startswith("nfs"):
+        raise UserError(
+            f"--storage {masked(url)}: the SQLite file is on a network filesystem ({fstype}), where its locks do not "
+            f"work and workers on several machines corrupt it; use a server database for several machines, e.g. "
+            f"--storage postgresql+psycopg://USER@HOST/DB (see docs/distributed.md)")
+
+
+def _rdb_class():
+    """``optuna.storages.RDBStorage`` with every database call retried (see ``faults``)."""
+    global _RDB_CLASS
+    if _RDB_CLASS is not None:
+        return _RDB_CLASS
+    import optuna
+    from optuna.storages import RDBStorage
+
+    from sdd_opt.study.faults import RDB_METHODS, STALE_REASON, StorageUnavailable, install_retries
+
+    class ResilientRDBStorage(RDBStorage):
+        _retrier = None  # set right after __init__
+
+        def record_heartbeat(self, trial_id: int) -> None:
+            # Runs in Optuna's heartbeat thread: never let it die with a traceback. If the storage is
+            # gone for good, the main thread stops at its next storage call.
+            try:
+                self._retrier.call("record_heartbeat", RDBStorage.record_heartbeat, self, trial_id)
+            except StorageUnavailable:
+                pass
+
+        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            ids = self._retrier.call("_get_stale_trial_ids", RDBStorage._get_stale_trial_ids, self, study_id)
+            grace = self.grace_period or 2 * (self.heartbeat_interval or 0)
+            for trial_id in ids:  # say why, while the trial can still be updated
+                try:
+                    self.set_trial_user_attr(trial_id, "fail_reason", STALE_REASON.format(grace=grace))
+                except (optuna.exceptions.UpdateFinishedTrialError, KeyError):
+                    pass
+            return ids
+
+    install_retries(ResilientRDBStorage, tuple(m for m in RDB_METHODS
+                                               if m not in ("record_heartbeat", "_get_stale_trial_ids")))
+    _RDB_CLASS = ResilientRDBStorage
+    return _RDB_CLASS
+
+
+_RDB_CLASS = None
+
+
+def _grpc_class():
+    """Optuna's ``GrpcStorageProxy`` with retries and heartbeats (recorded by ``storage serve``)."""
+    global _GRPC_CLASS
+    if _GRPC_CLASS is not None:
+        return _GRPC_CLASS
+    from optuna.storages import GrpcStorageProxy
+    from optuna.storages._heartbeat import BaseHeartbeat
+
+    from sdd_opt.study.faults import GRPC_METHODS, HEARTBEAT_KEY, StorageUnavailable, install_retries
+
+    class HeartbeatGrpcProxy(GrpcStorageProxy, BaseHeartbeat):
+        """A worker's end of ``sdd-opt storage serve``.
+
+        Heartbeats travel as a reserved trial system attribute that the server turns into a real
+        RDB heartbeat; the server also fails stale trials, so ``_get_stale_trial_ids`` is empty here.
+        """
+
+        _retrier = None
+        heartbeat_interval: Optional[int] = None
+
+        def record_heartbeat(self, trial_id: int) -> None:
+            try:
+                self._retrier.call("record_heartbeat", GrpcStorageProxy.set_trial_system_attr, self, trial_id,
+                                   HEARTBEAT_KEY, True)
+            except StorageUnavailable:
+                pass
+            except Exception:  # the trial finished meanwhile
+                pass
+
+        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            return []
+
+        def get_heartbeat_interval(self) -> Optional[int]:
+            return self.heartbeat_interval
+
+        def get_heartbeat_stale_trial_callback(self):
+            return None
+
+        def remove_session(self) -> None:
+            pass
+
+    install_retries(HeartbeatGrpcProxy, GRPC_METHODS)
+    _GRPC_CLASS = HeartbeatGrpcProxy
+    return _GRPC_CLASS
+
+
+_GRPC_CLASS = None
+
+
+def _open_grpc(url: str, settings: StorageSettings):
+    from sdd_opt.study.faults import Retrier, RetryPolicy
+
+    try:
+        cls = _grpc_class()
+    except ImportError:
+        raise UserError(f"--storage {url}: the gRPC storage proxy needs grpcio and protobuf "
+                        f"(pip install 'sdd-opt[grpc]')") from None
+    host, _, port = url[len("grpc://"):].rpartition(":")
+    proxy = cls(host=host, port=int(port))
+    proxy._retrier = Retrier(RetryPolicy(limit=settings.retry_limit), url, settings.log)
+    proxy.heartbeat_interval = settings.heartbeat_interval
+    try:
+        proxy.wait_server_ready(timeout=settings.connect_timeout)
+    except ConnectionError:
+        raise UserError(f"--storage {url}: no storage proxy answers there (start one with "
+                        f"'sdd-opt storage serve --storage URL --port {port}')") from None
+    return proxy
+
+
 def open_storage(url: Optional[str] = None, settings: Optional[StorageSettings] = None):
-    """Connect to the study storage; an unreachable or malformed URL is a one-line UserError."""
+    """Connect to the study storage; an unreachable or malformed URL is a one-line UserError.
+
+    Returns an RDB storage whose calls retry transient database errors (``faults``), or, for
+    ``grpc://HOST:PORT``, a client of ``sdd-opt storage serve`` with the same retries.
+    """
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
+
+    from sdd_opt.study.faults import RequeueStaleTrial, Retrier, RetryPolicy, classify
 
     settings = settings or StorageSettings()
     url = resolve_url(url)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if url.startswith("grpc://"):
-        from optuna.storages import GrpcStorageProxy
-
-        host, _, port = url[len("grpc://"):].rpartition(":")
-        return GrpcStorageProxy(host=host, port=int(port))
-    callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=settings.max_retry) \
+        return _open_grpc(url, settings)
+    if is_sqlite(url):
+        check_sqlite_location(url)
+    callback = RequeueStaleTrial(settings.max_retry, settings.grace_period or 2 * (settings.heartbeat_interval or 0)) \
         if settings.heartbeat_interval else None
-    try:
-        storage = optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=_engine_kwargs(url, settings),
-            heartbeat_interval=settings.heartbeat_interval,
-            grace_period=settings.grace_period,
-            heartbeat_stale_trial_callback=callback,
-        )
-    except (SQLAlchemyError, ModuleNotFoundError, ImportError, OSError) as exc:
-        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
-        raise UserError(f"--storage {masked(url)}: cannot open storage ({type(exc).__name__}: {masked(first)})") from None
+    cls = _rdb_class()
+    for attempt in range(6):
+        try:
+            storage = cls(
+                url,
+                engine_kwargs=_engine_kwargs(url, settings),
+                heartbeat_interval=settings.heartbeat_interval,
+                grace_period=settings.grace_period,
+                heartbeat_stale_trial_callback=callback,
+            )
+            break
+        except (SQLAlchemyError, ModuleNotFoundError, ImportError, OSError) as exc:
+            # Many workers starting at once race on CREATE TABLE or hit a lock: try again. A server
+            # that refuses the connection is a mistake in the URL (or a server down): say so now.
+            kind = classify(exc)
+            racing = kind in ("deadlock", "lock timeout", "serialization", "busy", "pool") or (
+                isinstance(exc, SQLAlchemyError) and any(w in str(exc).lower() for w in ("already exists", "duplicate")))
+            if racing and attempt < 5:
+                time.sleep(0.2 * 2 ** attempt)
+                continue
+            first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+            raise UserError(f"--storage {masked(url)}: cannot open storage ({type(exc).__name__}: {masked(first)})") from None
+    storage._retrier = Retrier(RetryPolicy(limit=settings.retry_limit), url, settings.log)
     if is_sqlite(url):
         _enable_wal(storage)
     return storage

@@ -1,0 +1,8 @@
+"""Reports on a study: one self-contained HTML file, paper-style figures, dashboard plots.
+
+* :mod:`sdd_opt.report.data` -- what the figures read from a study (trials, curves, hovers);
+* :mod:`sdd_opt.report.figures` -- interactive plotly figures (Pareto fronts, curves, importances,
+  hypervolume), shared by the HTML report and the dashboard;
+* :mod:`sdd_opt.report.html` -- ``sdd-opt report NAME --out report.html``;
+* :mod:`sdd_opt.report.commands` -- the ``report`` and ``study curves`` commands.
+"""

@@ -1,0 +1,102 @@
+"""What reports and dashboard plots read from a study's trials (see ``study/objective.py``'s contract)."""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any, Iterable, Optional
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from sdd_opt.study.spec import StudySpec
+
+SDD_HOVER_KEYS = ("sdd_gap", "dense_acc", "dip_acc", "peak_acc", "sdd_present")
+
+
+def complete(study: optuna.Study) -> list[FrozenTrial]:
+    return sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number)
+
+
+def is_feasible(t: FrozenTrial) -> bool:
+    """Optuna's convention (every constraint value ≤ 0), from the trial's ``constraints`` user attr."""
+    cons = t.user_attrs.get("constraints")
+    if cons is None:
+        cons = t.system_attrs.get("constraints") or []
+    return all(c <= 0 for c in cons)
+
+
+def trial_l2(t: FrozenTrial) -> float:
+    """The student's l2 weight (weight decay) of a trial, from its resolved config, else its params."""
+    cfg = t.user_attrs.get("config") or {}
+    wd = (cfg.get("train") or {}).get("weight_decay") if isinstance(cfg, dict) else None
+    if wd is None:
+        wd = 0.0 if t.params.get("train.weight_decay.off") else t.params.get("train.weight_decay", 0.0)
+    return float(wd or 0.0)
+
+
+def remedy(t: FrozenTrial) -> str:
+    return t.user_attrs.get("remedy") or "none"
+
+
+def curve_items(trials: Iterable[FrozenTrial]) -> list[dict]:
+    """Items for :func:`sdd_opt.plots.plot_curves` (trials without a stored curve are skipped)."""
+    out = []
+    for t in trials:
+        rows = t.user_attrs.get("curve")
+        if not rows:
+            continue
+        out.append({"rows": rows, "remedy": remedy(t), "l2": trial_l2(t), "number": t.number,
+                    "label": f"trial {t.number}", "selected_level": t.user_attrs.get("selected_level")})
+    return out
+
+
+def fmt(v: Any) -> str:
+    """Short human form of a value (4 significant digits for floats)."""
+    if isinstance(v, bool) or v is None:
+        return str(v).lower() if isinstance(v, bool) else "–"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "–"
+        return f"{v:.4g}"
+    return str(v)
+
+
+def constraint_text(t: FrozenTrial, spec: Optional[StudySpec]) -> str:
+    """E.g. "sdd_gap 0.05 > max 0.02" for each violated constraint."""
+    cons = t.user_attrs.get("constraints") or []
+    if spec is None or not cons:
+        return "violated" if any(c > 0 for c in cons) else ""
+    parts = []
+    for c, v in zip(spec.file.constraints, cons):
+        if v > 0:
+            bound = f"> max {c.max:g}" if c.max is not None else f"< min {c.min:g}"
+            parts.append(f"{c.metric} {fmt(t.user_attrs.get(c.metric, float('nan')))} {bound}")
+    return "; ".join(parts)
+
+
+def hover_text(t: FrozenTrial, spec: Optional[StudySpec] = None, level: Optional[int] = None) -> str:
+    """Plotly hover (HTML): trial, remedy, objectives, SDD metrics, feasibility and parameters."""
+    a = t.user_attrs
+    esc = html.escape
+    feasible = is_feasible(t)
+    lines = [f"<b>trial {t.number}</b> · {esc(remedy(t))}" + ("" if feasible else " · <b>INFEASIBLE</b>")]
+    if not feasible:
+        lines.append(f"violates: {esc(constraint_text(t, spec))}")
+    if level is not None:
+        rows = a.get("curve") or []
+        if 0 <= level < len(rows):
+            r = rows[level]
+            lines.append(f"level {level}: val {fmt(r.get('val_acc'))}, test {fmt(r.get('test_acc'))}, "
+                         f"sparsity {fmt(r.get('sparsity'))}")
+    if spec is not None and t.values is not None:
+        lines.append(", ".join(f"{esc(m)} {fmt(v)}" for m, v in zip(spec.metric_names, t.values)))
+    sel = a.get("selected_level")
+    if sel is not None:
+        lines.append(f"selected level {sel}, test acc {fmt(a.get('test_acc'))}")
+    if "sdd_gap" in a:
+        lines.append("SDD (val): " + ", ".join(f"{k.replace('_acc', '')} {fmt(a.get(k))}" for k in SDD_HOVER_KEYS))
+    if t.params:
+        lines.append("<i>params</i>")
+        lines += [f"  {esc(k)} = {esc(fmt(v))}" for k, v in t.params.items()]
+    return "<br>".join(lines)
