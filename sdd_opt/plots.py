@@ -23,7 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
 from matplotlib.colors import LogNorm, to_hex  # noqa: E402
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, Locator, NullFormatter  # noqa: E402
 
 REMEDIES = ("none", "l2", "distill")
 REMEDY_LABELS = {"none": "no remedy", "l2": "ℓ2 regularization", "distill": "distillation"}
@@ -46,11 +46,40 @@ def _fmt_pct(v: float) -> str:
     return f"{v:g}%"
 
 
+def log_ticks(values: Iterable[float], upper: Optional[float] = None, min_ticks: int = 4) -> list[float]:
+    """Ticks for a log axis spanning ``values``: 1-2-5 steps, or denser (1-2-3-5-7, 1..9) on a narrow range."""
+    vals = [float(v) for v in values if v is not None and v > 0]
+    if not vals:
+        return []
+    lo, hi = min(vals) / 1.15, max(vals) * 1.15
+    if upper is not None:
+        hi = min(hi, upper)
+    e_lo, e_hi = math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1
+    ticks: list[float] = []
+    for mantissas in ((1, 2, 5), (1, 2, 3, 5, 7), (1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9)):
+        ticks = [float(f"{m * 10.0 ** e:.6g}") for e in range(e_lo, e_hi + 1) for m in mantissas
+                 if lo <= m * 10.0 ** e <= hi]
+        if len(ticks) >= min_ticks:
+            break
+    return ticks
+
+
+def percent_ticks(values: Iterable[float]) -> list[float]:
+    """Ticks (percent) for a remaining-weights axis: 100, 50, 20, 10, ... or denser on a narrow range."""
+    return log_ticks(values, upper=100.0) or list(_NICE_TICKS)
+
+
+class _PercentLocator(Locator):
+    def __call__(self):
+        lo, hi = self.axis.get_view_interval()
+        return percent_ticks([min(lo, hi) * 1.15, max(lo, hi) / 1.15])
+
+
 def format_sparsity_axis(ax, ylabel: str = "accuracy") -> None:
-    """Log-scaled, reversed 'remaining weights' axis with 100%, 50%, 20%, 10%, ... ticks."""
+    """Log-scaled, reversed 'remaining weights' axis with 100%, 50%, 20%, 10%, ... ticks (denser when narrow)."""
     ax.set_xscale("log")
     ax.invert_xaxis()
-    ax.xaxis.set_major_locator(FixedLocator(_NICE_TICKS))
+    ax.xaxis.set_major_locator(_PercentLocator())
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _fmt_pct(v)))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("remaining weights (log scale)")
@@ -72,6 +101,15 @@ def plot_curve(rows: list[dict], metrics: Optional[dict], path: str | Path, titl
     the legend says whether that counts as sparse double descent. ``selected_level`` is the level
     a study trial reports (marked on the validation curve).
     """
+    fig = curve_figure(rows, metrics, title, selected_level)
+    path = Path(path)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def curve_figure(rows: list[dict], metrics: Optional[dict], title: str = "", selected_level: Optional[int] = None):
+    """The figure :func:`plot_curve` saves (a matplotlib Figure; close it when done)."""
     x = remaining_percent(r["sparsity"] for r in rows)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     colors = {"train_acc": "tab:blue", "val_acc": "tab:orange", "test_acc": "tab:green"}
@@ -102,10 +140,7 @@ def plot_curve(rows: list[dict], metrics: Optional[dict], path: str | Path, titl
     ax.set_title(title or "accuracy vs sparsity")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return fig
 
 
 def l2_range(weights: Iterable[float]) -> tuple[float, float]:

@@ -19,11 +19,23 @@ def complete(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def is_feasible(t: FrozenTrial) -> bool:
-    """Optuna's convention (every constraint value ≤ 0), from the trial's ``constraints`` user attr."""
+    """Optuna's convention: feasible when every constraint value is ≤ 0."""
+    return all(c <= 0 for c in constraint_values(t))
+
+
+def constraint_values(t: FrozenTrial) -> list[float]:
+    """The trial's constraint values: its ``constraints`` user attr, else Optuna's own record."""
     cons = t.user_attrs.get("constraints")
-    if cons is None:
-        cons = t.system_attrs.get("constraints") or []
-    return all(c <= 0 for c in cons)
+    if cons is not None:
+        return list(cons)
+    try:
+        named = t.constraints  # Optuna 5: system attrs "constraints:<name>"
+    except Exception:
+        named = None
+    if named:
+        return list(named.values())
+    legacy = t.system_attrs.get("constraints")
+    return list(legacy) if isinstance(legacy, (list, tuple)) else []
 
 
 def trial_l2(t: FrozenTrial) -> float:
@@ -64,7 +76,7 @@ def fmt(v: Any) -> str:
 
 def constraint_text(t: FrozenTrial, spec: Optional[StudySpec]) -> str:
     """E.g. "sdd_gap 0.05 > max 0.02" for each violated constraint."""
-    cons = t.user_attrs.get("constraints") or []
+    cons = constraint_values(t)
     if spec is None or not cons:
         return "violated" if any(c > 0 for c in cons) else ""
     parts = []

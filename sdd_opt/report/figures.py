@@ -15,18 +15,20 @@ import optuna
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial
 
-from sdd_opt.plots import METRIC_LABELS, REMEDIES, REMEDY_LABELS, l2_range, remaining_percent, remedy_color
+from sdd_opt.plots import (METRIC_LABELS, REMEDIES, REMEDY_LABELS, l2_range, log_ticks, percent_ticks,
+                           remaining_percent, remedy_color)
 from sdd_opt.report.data import complete, fmt, hover_text, is_feasible, remedy, trial_l2
 from sdd_opt.study.spec import StudySpec
 
-TICKS = [100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001]
+TICKS = [100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001]  # no data: the papers' ticks
 INFEASIBLE_COLOR = "#9a9a9a"
 FRONT_LINE = "#111111"
 _HOVER = "%{text}<extra></extra>"
 
 
-def remaining_axis(title: str = "remaining weights (log scale, sparser →)") -> dict:
-    return {"type": "log", "autorange": "reversed", "tickvals": TICKS, "ticktext": [f"{v:g}%" for v in TICKS],
+def remaining_axis(values: Sequence[float] = (), title: str = "remaining weights (log scale, sparser →)") -> dict:
+    ticks = percent_ticks(values) if len(values) else TICKS
+    return {"type": "log", "autorange": "reversed", "tickvals": ticks, "ticktext": [f"{v:g}%" for v in ticks],
             "title": {"text": title}, "gridcolor": "#e6e6e6"}
 
 
@@ -52,7 +54,7 @@ def _axes(spec: StudySpec):
     if "val_acc" in names and "sparsity" in names:
         ia, isp = names.index("val_acc"), names.index("sparsity")
         return (lambda t: remaining_percent([t.values[isp]])[0], lambda t: t.values[ia],
-                remaining_axis(), {"title": {"text": "validation accuracy at the selected level"}})
+                "remaining", {"title": {"text": "validation accuracy at the selected level"}})
     if len(names) >= 2:
         return (lambda t: t.values[0], lambda t: t.values[1],
                 {"title": {"text": f"{names[0]} ({spec.directions[0]})"}},
@@ -67,11 +69,15 @@ def pareto_figure(study: optuna.Study, spec: StudySpec, title: str = "Pareto fro
     front = _front_numbers(study)
     fx, fy, xaxis, yaxis = _axes(spec)
     span = l2_range(trial_l2(t) for t in trials)
+    if xaxis == "remaining":
+        xaxis = remaining_axis([fx(t) for t in trials])
     fig = go.Figure()
-    front_trials = sorted((t for t in trials if t.number in front), key=fx)
-    if len(front_trials) > 1:
+    staircase = "remaining" in str(xaxis.get("title", ""))  # both maximized: accuracy over sparsity
+    front_trials = sorted((t for t in trials if t.number in front), key=fx, reverse=staircase)
+    if len(front_trials) > 1 and len(spec.metric_names) > 1:
         fig.add_trace(go.Scatter(x=[fx(t) for t in front_trials], y=[fy(t) for t in front_trials], mode="lines",
-                                 line={"color": FRONT_LINE, "width": 1.5, "dash": "dot", "shape": "hv"},
+                                 line={"color": FRONT_LINE, "width": 1.5, "dash": "dot",
+                                       "shape": "hv" if staircase else "linear"},
                                  hoverinfo="skip", name="front", showlegend=False))
     for rem in REMEDIES:
         for on_front in (False, True):
@@ -145,7 +151,8 @@ def levels_figure(study: optuna.Study, spec: StudySpec, front=None,
             name="front over all levels", text=texts, hovertemplate=_HOVER,
             line={"color": FRONT_LINE, "width": 2, "shape": "hv"},
             marker={"size": 11, "symbol": "diamond", "color": "gold", "line": {"color": "black", "width": 1}}))
-    return _layout(fig, title, xaxis=remaining_axis(), yaxis={"title": {"text": "validation accuracy"}})
+    xs = [r["sparsity"] for t in trials for r in (t.user_attrs.get("curve") or [])]
+    return _layout(fig, title, xaxis=remaining_axis(remaining_percent(xs)), yaxis={"title": {"text": "validation accuracy"}})
 
 
 def curves_figure(study: optuna.Study, spec: Optional[StudySpec] = None,
@@ -156,8 +163,13 @@ def curves_figure(study: optuna.Study, spec: Optional[StudySpec] = None,
     front = _front_numbers(study)
     span = l2_range(trial_l2(t) for t in trials)
     fig = go.Figure()
-    owners = []
-    seen_groups: set[tuple[str, str]] = set()
+    owners: list = []
+    present = {remedy(t) for t in trials if t.user_attrs.get("curve")}
+    for rem in (r for r in REMEDIES if r in present):  # one solid legend entry per remedy
+        mid = math.sqrt(span[0] * span[1]) if rem != "none" else 0.0
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=REMEDY_LABELS.get(rem, rem), legendgroup=rem,
+                                 line={"color": remedy_color(rem, mid, span), "width": 2.5}))
+        owners.append(None)
     for k, metric in enumerate(metrics):
         for t in sorted(trials, key=lambda t: t.number in front):
             rows = t.user_attrs.get("curve") or []
@@ -171,26 +183,31 @@ def curves_figure(study: optuna.Study, spec: Optional[StudySpec] = None,
                      + ("" if is_feasible(t) else " · infeasible")
                      + f"<br>level {i}: {metric} {fmt(y)}, sparsity {fmt(r['sparsity'])}"
                      f"<br>SDD gap (val) {fmt(t.user_attrs.get('sdd_gap'))}" for i, (r, y) in enumerate(zip(rows, ys))]
-            group = (metric, rem)
             fig.add_trace(go.Scatter(
                 x=remaining_percent(r["sparsity"] for r in rows), y=ys, mode="lines+markers",
-                name=REMEDY_LABELS.get(rem, rem), legendgroup=rem, showlegend=group not in seen_groups,
+                name=f"trial {t.number}", legendgroup=rem, showlegend=False,
                 visible=k == 0, text=texts, hovertemplate=_HOVER,
                 line={"color": remedy_color(rem, l2, span), "width": 3 if on_front else 1.3,
                       "dash": "solid" if is_feasible(t) else "dot"},
                 marker={"size": 5 if on_front else 3}, opacity=1.0 if on_front else 0.6))
-            seen_groups.add(group)
             owners.append(metric)
+    for label, line, show in (("Pareto-optimal (thick)", {"color": "#333", "width": 3}, bool(front)),
+                              ("infeasible (dotted)", {"color": "#888", "width": 1.3, "dash": "dot"},
+                               any(not is_feasible(t) for t in trials))):
+        if show and owners:
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=label, line=line, legendgroup=label))
+            owners.append(None)
     if len(metrics) > 1 and owners:
         buttons = [{"label": METRIC_LABELS.get(m, m), "method": "update",
-                    "args": [{"visible": [o == m for o in owners]},
+                    "args": [{"visible": [o is None or o == m for o in owners]},
                              {"yaxis": {"title": {"text": METRIC_LABELS.get(m, m)}}}]} for m in metrics]
         fig.update_layout(updatemenus=[{"type": "buttons", "direction": "right", "buttons": buttons, "x": 1.0,
                                         "xanchor": "right", "y": 1.13, "yanchor": "bottom", "showactive": True,
                                         "font": {"size": 11}}])
     if not trials:
         fig.add_annotation(text="no complete trial yet", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
-    return _layout(fig, title, height=500, xaxis=remaining_axis(),
+    xs = [r["sparsity"] for t in trials for r in (t.user_attrs.get("curve") or [])]
+    return _layout(fig, title, height=500, xaxis=remaining_axis(remaining_percent(xs)),
                    yaxis={"title": {"text": METRIC_LABELS.get(metrics[0], metrics[0])}})
 
 
@@ -208,19 +225,36 @@ def hypervolume_figure(history, title: str = "Hypervolume over trials") -> Optio
                    yaxis={"title": {"text": "hypervolume (val acc × sparsity, ref 0,0)"}})
 
 
+def importance_method() -> str:
+    """fANOVA when scikit-learn is installed (Optuna's default), else PED-ANOVA (what optuna-dashboard uses)."""
+    import importlib.util
+
+    return "fANOVA" if importlib.util.find_spec("sklearn") is not None else "PED-ANOVA"
+
+
 def importances(study: optuna.Study, spec: StudySpec) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
-    """fANOVA parameter importances per objective; and, per objective, why they could not be computed."""
-    from optuna.importance import FanovaImportanceEvaluator, get_param_importances
+    """Parameter importances per objective; and, per objective, why they could not be computed."""
+    import warnings
+
+    from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator, get_param_importances
 
     out, notes = {}, {}
     trials = complete(study)
-    for i, name in enumerate(spec.metric_names):
+    fanova = importance_method() == "fANOVA"
+    for i, (name, direction) in enumerate(zip(spec.metric_names, spec.directions)):
         if len(trials) < 2:
             notes[name] = f"needs at least 2 complete trials (the study has {len(trials)})"
             continue
         try:
-            imp = get_param_importances(study, target=lambda t, i=i: t.values[i],
-                                        evaluator=FanovaImportanceEvaluator(seed=0))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if fanova:
+                    imp = get_param_importances(study, target=lambda t, i=i: t.values[i],
+                                                evaluator=FanovaImportanceEvaluator(seed=0))
+                else:  # PED-ANOVA ranks what leads to *low* target values
+                    sign = -1.0 if direction == "maximize" else 1.0
+                    imp = get_param_importances(study, target=lambda t, i=i, sign=sign: sign * t.values[i],
+                                                evaluator=PedAnovaImportanceEvaluator())
         except Exception as exc:  # too few trials, no varying parameter, ...
             notes[name] = f"not computable: {str(exc).splitlines()[0][:200]}"
             continue
@@ -231,9 +265,10 @@ def importances(study: optuna.Study, spec: StudySpec) -> tuple[dict[str, dict[st
     return out, notes
 
 
-def importance_figure(imps: dict[str, dict[str, float]], title: str = "Parameter importances (fANOVA)") -> Optional[go.Figure]:
+def importance_figure(imps: dict[str, dict[str, float]], title: str = "") -> Optional[go.Figure]:
     if not imps:
         return None
+    title = title or f"Parameter importances ({importance_method()})"
     from plotly.subplots import make_subplots
 
     names = list(imps)
@@ -265,9 +300,9 @@ def sdd_gap_figure(study: optuna.Study, spec: StudySpec, title: str = "SDD gap v
             text=[hover_text(t, spec) for t in group], hovertemplate=_HOVER,
             marker={"size": 10, "color": [remedy_color(rem, trial_l2(t), span) for t in group],
                     "symbol": ["circle" if is_feasible(t) else "x" for t in group], "line": {"color": "white", "width": 0.5}}))
-    lo, hi = math.floor(math.log10(span[0])), math.ceil(math.log10(span[1]))
-    ticks = [zero_x] + list(range(lo, hi + 1))
-    labels = ["0"] + [f"1e{e}" for e in range(lo, hi + 1)]
+    nice = log_ticks([trial_l2(t) for t in trials if trial_l2(t) > 0] or list(span), min_ticks=3)
+    ticks = [zero_x] + [math.log10(v) for v in nice]
+    labels = ["0"] + [f"{v:g}" for v in nice]
     for c in spec.file.constraints:
         if c.metric == "sdd_gap" and c.max is not None:
             fig.add_hline(y=c.max, line={"dash": "dash", "color": "#c0392b"}, annotation_text=f"constraint: gap ≤ {c.max:g}")
