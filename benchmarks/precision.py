@@ -1,5 +1,8 @@
 """Precision and torch.compile on the CPU: step time, whole-curve cost, and whether the curve changes.
 
+(Written for the CPU defaults; ``--device cuda`` runs the same on a GPU, where ``bf16`` is what
+``precision: auto`` picks.)
+
 Part 1, step time: the MNIST-1D CNN training step (``train_model``, width 64, batch 128) in eager
 fp32, ``torch.compile``, bf16 autocast and both, alternating in one process. The first call of
 each is timed apart: for the compiled ones it holds the compilation (the warm-up).
@@ -57,26 +60,26 @@ def run_config(args, seed: int, variant: str, epochs: int):
         f"seed={seed}", f"data.name={args.data}", f"data.data_dir={args.data_dir}", f"data.train_size={args.train_size or 'null'}",
         f"model.width={args.width}", f"train.batch_size={args.batch_size}", f"train.epochs={epochs}",
         f"train.precision={prec}", f"train.compile={str(comp).lower()}", f"train.threads={args.threads}",
-        "train.device=cpu", f"prune.levels={args.levels}", f"prune.rate={args.rate}",
+        f"train.device={args.device}", f"prune.levels={args.levels}", f"prune.rate={args.rate}",
     ])
 
 
-def step_times(args) -> tuple[list[list], list[str]]:
+def step_times(args, device: torch.device) -> tuple[list[list], list[str]]:
     from sdd_opt.data import load_data
     from sdd_opt.models import build_model
     from sdd_opt.train import steps_per_epoch, train_model
 
     variants = [v.strip() for v in args.step_variants.split(",") if v.strip()]
     cfg0 = run_config(args, args.seed, "fp32", args.step_epochs)
-    data = load_data(cfg0.data, cfg0.seed)
+    data = load_data(cfg0.data, cfg0.seed).to(device)
     steps = args.step_epochs * steps_per_epoch(len(data.x_train), cfg0.train.batch_size)
     torch.manual_seed(args.seed)
-    init = build_model(cfg0.model, data.input_shape, data.num_classes)
+    init = build_model(cfg0.model, data.input_shape, data.num_classes).to(device)
     init_state = common.state_copy(init)
     runners, first, graphs = {}, {}, {}
     for v in variants:
         torch.manual_seed(args.seed)
-        model = build_model(cfg0.model, data.input_shape, data.num_classes)
+        model = build_model(cfg0.model, data.input_shape, data.num_classes).to(device)
         tcfg = run_config(args, args.seed, v, args.step_epochs).train
 
         def run(model=model, tcfg=tcfg):
@@ -84,11 +87,11 @@ def step_times(args) -> tuple[list[list], list[str]]:
             train_model(model, data, tcfg, seed=args.seed)
 
         g0 = _graphs()
-        first[v] = common.timed(run, torch.device("cpu"))
+        first[v] = common.timed(run, device)
         graphs[v] = _graphs() - g0
         runners[v] = run
     g0 = _graphs()
-    times = common.alternate(runners, args.reps, torch.device("cpu"))
+    times = common.alternate(runners, args.reps, device)
     retraced = _graphs() - g0
     base = times[variants[0]]
     rows = []
@@ -180,12 +183,15 @@ def report_curves(c: dict, args) -> tuple[list[list], list[str]]:
           f"{common.median(s for s in ref_std if not math.isnan(s)):.4f} over levels")
     print()
     print(common.table(headers, rows))
-    lv_headers = ["level", "sparsity"] + [f"{v} mean" for v in variants] + [f"{ref} std"]
+    others = variants[1:]
+    lv_headers = (["level", "sparsity"] + [f"{v} mean" for v in variants] + [f"{ref} std"]
+                  + [f"{v} - {ref} per seed" for v in others])
     lv_rows = []
     means = {v: _mean_std(res[v]["acc"])[0] for v in variants}
     for i, sp in enumerate(res[ref]["sparsity"]):
-        lv_rows.append([i, sp] + [means[v][i] for v in variants] + [ref_std[i]])
-    print("\nper level (test accuracy, mean over seeds):\n")
+        paired = ["/".join(f"{a[i] - b[i]:+.3f}" for a, b in zip(res[v]["acc"], res[ref]["acc"])) for v in others]
+        lv_rows.append([i, sp] + [means[v][i] for v in variants] + [ref_std[i]] + paired)
+    print(f"\nper level (test accuracy, mean over seeds; paired differences seed by seed, seeds {','.join(map(str, seeds))}):\n")
     print(common.table(lv_headers, lv_rows))
     return rows, headers
 
@@ -209,11 +215,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    if args.device != "cpu":
-        raise SystemExit("error: benchmarks.precision measures the CPU defaults; use --device cpu")
-    common.setup(args)
+    device = common.setup(args)
     print(f"## precision and compile on {args.data}/cnn1d")
-    print(f"machine: {common.machine(torch.device('cpu'), args.threads)}")
+    print(f"machine: {common.machine(device, args.threads)}")
     try:
         import torch._C as _C  # noqa: F401
 
@@ -224,7 +228,7 @@ def main(argv=None) -> dict:
     print()
     out: dict = {}
     if args.step_variants.strip():
-        out["steps"] = step_times(args)
+        out["steps"] = step_times(args, device)
     if args.curve_variants.strip():
         c = curves(args)
         out["curves"] = report_curves(c, args)

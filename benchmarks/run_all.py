@@ -42,10 +42,9 @@ def plan(size: str, device: str) -> list[tuple[str, list[str]]]:
         ("mask_overhead", ["--data", "synthetic_images", "--model", "resnet18", "--width", "16", "--steps", "5",
                            "--reps", "3" if quick else "5"]),
     ]
-    if not device.startswith("cuda"):
-        out.append(("precision", ["--reps", "3", "--seeds", "0,1", "--epochs", "10", "--levels", "6",
-                                  "--curve-variants", "fp32,bf16"] if quick else
-                    ["--reps", "5", "--seeds", "0,1,2", "--epochs", "20", "--levels", "8"]))
+    out.append(("precision", ["--reps", "3", "--seeds", "0,1", "--epochs", "10", "--levels", "6",
+                              "--curve-variants", "fp32,bf16"] if quick else
+                ["--reps", "5", "--seeds", "0,1,2", "--epochs", "20", "--levels", "8"]))
     return out
 
 
@@ -69,9 +68,7 @@ def main(argv=None) -> int:
     for name, bench_argv in plan(args.size or "full", args.device):
         if name not in only:
             continue
-        if name != "precision" or not args.device.startswith("cuda"):
-            bench_argv = bench_argv + ["--device", args.device]
-        bench_argv += ["--threads", str(args.threads), "--data-dir", args.data_dir]
+        bench_argv = bench_argv + ["--device", args.device, "--threads", str(args.threads), "--data-dir", args.data_dir]
         print(f"\n$ python -m benchmarks.{name} {shlex.join(bench_argv)}\n", flush=True)
         t0 = time.perf_counter()
         importlib.import_module(f"benchmarks.{name}").main(bench_argv)

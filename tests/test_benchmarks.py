@@ -75,7 +75,7 @@ def test_mask_overhead_compares_three_ways(tmp_path, capsys):
         _positive(r["ms/step (median)"])
         float(r["overhead % vs unmasked"])  # signed percentage
     assert float(rows[0]["overhead % vs unmasked"]) == 0.0
-    assert "target: in-place overhead < 5%" in out
+    assert "target: in-place overhead < 5%" in out and "MaskApplier call alone" in out
 
 
 def test_precision_reports_steps_and_curves(tmp_path, capsys):
