@@ -6,6 +6,7 @@ margin below is at least twice that spread, so a pass is not a lucky seed.
 """
 
 import statistics
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +23,7 @@ def curves(tmp_path_factory):
     base = ["prune.levels=19", f"data.data_dir={tmp / 'data'}", f"distill.teacher.cache_dir={tmp / 'teachers'}"]
     out = {}
     for name, extra in (("none", []), ("l2", ["train.weight_decay=5e-3"]), ("distill", ["distill.enabled=true"])):
-        cfg = load_config("studies/mnist1d_baseline.yaml", base + extra)
+        cfg = load_config(Path(__file__).resolve().parents[1] / "studies/mnist1d_baseline.yaml", base + extra)
         out[name] = run_curve(cfg, tmp / name, progress=False, log=lambda *_: None)
     return out
 
