@@ -142,6 +142,7 @@ def test_polling_dashboard_never_locks_out_the_workers(busy_study):
 
 def test_dashboard_shows_the_sdd_study(busy_study):
     study = optuna.load_study(study_name="busy", storage=busy_study["url"])
+    time.sleep(busy_study["app"].TTL + 0.5)  # the SDD plots are cached for TTL s: let the last poll's copy expire
     with serving(busy_study["app"]) as base:
         detail = get_json(f"{base}/api/studies/{study._study_id}?after=0")
         assert detail["objective_names"] == ["val_acc", "sparsity"]
