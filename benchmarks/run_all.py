@@ -16,7 +16,7 @@ import shlex
 import sys
 import time
 
-NAMES = ("throughput", "mask_overhead", "precision")
+NAMES = ("throughput", "mask_overhead", "precision", "storage_overhead", "worker_scaling")
 
 
 def plan(size: str, device: str) -> list[tuple[str, list[str]]]:
@@ -30,6 +30,10 @@ def plan(size: str, device: str) -> list[tuple[str, list[str]]]:
             ("mask_overhead", ["--data", "synthetic1d", "--width", "8", "--steps", "3", "--reps", "1"]),
             ("precision", ["--data", "synthetic1d", "--width", "8", "--reps", "1", "--step-variants", "fp32,bf16",
                            "--curve-variants", "fp32,bf16", "--seeds", "0", "--epochs", "1", "--levels", "1"]),
+            ("storage_overhead", ["--storages", "sqlite", "--workers", "1", "--trials", "1", "--latency-reps", "2",
+                                  "--data", "synthetic1d", "--epochs", "1", "--levels", "1", "--width", "8"]),
+            ("worker_scaling", ["--workers", "1,2", "--trials", "2", "--data", "synthetic1d", "--epochs", "1",
+                                "--levels", "1", "--width", "8"]),
         ]
     quick = size == "quick"
     image_data = "cifar10" if device.startswith("cuda") else "synthetic_images"
@@ -45,6 +49,9 @@ def plan(size: str, device: str) -> list[tuple[str, list[str]]]:
     out.append(("precision", ["--reps", "3", "--seeds", "0,1", "--epochs", "10", "--levels", "6",
                               "--curve-variants", "fp32,bf16"] if quick else
                 ["--reps", "5", "--seeds", "0,1,2", "--epochs", "20", "--levels", "8"]))
+    out.append(("storage_overhead", ["--data", "synthetic1d", "--width", "32", "--epochs", "10", "--levels", "6",
+                                     "--trials", "2", "--latency-reps", "5"] if quick else ["--trials", "2", "--latency-reps", "10"]))
+    out.append(("worker_scaling", ["--trials", "4", "--epochs", "5", "--levels", "4"] if quick else ["--reps", "2"]))
     return out
 
 

@@ -1,7 +1,8 @@
 """What the study storage costs a trial: seconds in Optuna storage calls vs seconds of training.
 
-Real ``study worker`` loops (``sdd_opt.study.runner.work`` with the real objective) run a small
-synthetic study to its budget, as separate processes, on each storage:
+Real ``study worker`` loops (``sdd_opt.study.runner.work`` with the real objective) run a study
+shaped like the demo study (MNIST-1D, cnn1d width 64, 20 epochs per level; 11 levels) to its
+budget, as separate processes, on each storage:
 
 * ``sqlite``: a local file (WAL, busy timeout), the default storage;
 * ``postgresql``: a server database, direct connections (``--postgres URL``);
@@ -19,7 +20,7 @@ tell, read all trials), the contenders alternating in one process: direct connec
 gRPC proxy, and the database connections each way holds.
 
     python -m benchmarks.storage_overhead                       # sqlite + postgresql + grpc, 1 and 2 workers
-    python -m benchmarks.storage_overhead --trials 4 --epochs 4 --storages sqlite   # quick
+    python -m benchmarks.storage_overhead --data synthetic1d --width 16 --epochs 4 --levels 4   # quick
     python -m benchmarks.storage_overhead --mysql mysql+pymysql://root@127.0.0.1:3306/test
 """
 
@@ -47,16 +48,19 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 # --- the study the workers run -------------------------------------------------------------------
 
-def study_dict(name: str, data_dir: str, *, epochs: int, levels: int, width: int, train_size: Optional[int]) -> dict:
-    data = {"name": "synthetic1d", "data_dir": data_dir}
+def study_dict(name: str, data_dir: str, *, epochs: int, levels: int, width: int, train_size: Optional[int],
+               data: str = "synthetic1d", batch_size: int = 128) -> dict:
+    """The benchmark's study: by default shaped like the demo study (studies/mnist1d_demo.yaml):
+    MNIST-1D, cnn1d width 64, 20 epochs per level, rewinding IMP."""
+    d = {"name": data, "data_dir": data_dir, "noise": 0.2}
     if train_size:
-        data["train_size"] = train_size
+        d["train_size"] = train_size
     return {
         "name": name,
         "base": {
-            "data": data,
+            "data": d,
             "model": {"name": "cnn1d", "width": width},
-            "train": {"epochs": epochs, "batch_size": 64},
+            "train": {"epochs": epochs, "batch_size": batch_size},
             "prune": {"levels": levels, "rate": 0.3},
         },
         "search_space": {
@@ -343,7 +347,8 @@ def end_to_end(args, contenders: list[tuple[str, str, bool]], tmp: Path) -> list
             threads = args.worker_threads or max(1, cores // n_workers)
             name = f"bench-{uuid.uuid4().hex[:10]}"
             create_study(db, study_dict(name, args.data_dir, epochs=args.epochs, levels=args.levels,
-                                        width=args.width, train_size=args.train_size), tmp)
+                                        width=args.width, train_size=args.train_size, data=args.data,
+                                        batch_size=args.batch_size), tmp)
             try:
                 with (Proxy(db, heartbeat=args.heartbeat) if via_grpc else _Null(db)) as px, \
                         ConnectionSampler(db) as conns:
@@ -454,10 +459,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--postgres", default=os.environ.get("SDD_OPT_BENCH_POSTGRES", DEFAULT_PG), metavar="URL")
     p.add_argument("--mysql", default=None, metavar="URL", help="also measure this MySQL/MariaDB database")
     p.add_argument("--workers", default="1,2", help="worker counts (default: 1,2)")
-    p.add_argument("--trials", type=int, default=6, help="complete trials per run (the study's budget)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--levels", type=int, default=4)
-    p.add_argument("--width", type=int, default=16)
+    p.add_argument("--trials", type=int, default=3, help="complete trials per run (the study's budget)")
+    p.add_argument("--data", default="mnist1d", choices=["mnist1d", "synthetic1d"])
+    p.add_argument("--epochs", type=int, default=20, help="epochs per level (default 20, as the demo study)")
+    p.add_argument("--levels", type=int, default=10, help="pruning levels after the dense one (default 10)")
+    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--train-size", type=int, default=None)
     p.add_argument("--heartbeat", type=int, default=10, help="heartbeat interval of the workers (s)")
     p.add_argument("--worker-threads", type=int, default=1,
@@ -516,8 +523,9 @@ def main(argv=None) -> dict:
                 contenders.append(("mysql", url, False))
             else:
                 raise SystemExit(f"error: --storages: unknown storage {s!r} (sqlite, postgresql, grpc, mysql)")
-        print(f"## storage overhead per trial: synthetic1d, cnn1d width {args.width}, {args.epochs} epochs x "
-              f"{args.levels + 1} levels, {args.trials} trials per run, heartbeat every {args.heartbeat}s")
+        print(f"## storage overhead per trial: {args.data}, cnn1d width {args.width}, {args.epochs} epochs x "
+              f"{args.levels + 1} levels, {args.trials} trials per run, {args.worker_threads or 'cores // workers'} "
+              f"torch thread(s) per worker, heartbeat every {args.heartbeat}s")
         print(f"machine: {common.machine(_cpu(), common_cores())}")
         for n in notes:
             print(f"note: {n}")

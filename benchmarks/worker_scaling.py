@@ -53,7 +53,7 @@ def one_run(args, url: str, n_workers: int, tmp: Path) -> dict:
     threads = args.worker_threads or max(1, common_cores() // n_workers)
     name = f"scale-{uuid.uuid4().hex[:10]}"
     create_study(url, study_dict(name, args.data_dir, epochs=args.epochs, levels=args.levels, width=args.width,
-                                 train_size=args.train_size), tmp)
+                                 train_size=args.train_size, data=args.data, batch_size=args.batch_size), tmp)
     try:
         t0 = time.perf_counter()
         results = collect(spawn_workers(url, name, n_workers, args.trials, tmp, threads=threads,
@@ -70,10 +70,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.worker_scaling", description=__doc__.split("\n\n")[0])
     p.add_argument("--storage", default=None, metavar="URL", help="database (default: a fresh SQLite file)")
     p.add_argument("--workers", default="1,2", help="worker counts (default: 1,2)")
-    p.add_argument("--trials", type=int, default=8, help="complete trials per run (default: 8)")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--trials", type=int, default=6, help="complete trials per run (default: 6)")
+    p.add_argument("--data", default="mnist1d", choices=["mnist1d", "synthetic1d"])
+    p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--levels", type=int, default=6)
-    p.add_argument("--width", type=int, default=32)
+    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--train-size", type=int, default=None)
     p.add_argument("--heartbeat", type=int, default=10)
     p.add_argument("--worker-threads", type=int, default=0,
@@ -100,7 +102,7 @@ def main(argv=None) -> dict:
             if why:
                 raise SystemExit(f"error: --storage not reachable ({why})")
         label = "sqlite" if url.startswith("sqlite") else url.split("+")[0].split(":")[0]
-        print(f"## worker scaling: synthetic1d, cnn1d width {args.width}, {args.epochs} epochs x {args.levels + 1} levels, "
+        print(f"## worker scaling: {args.data}, cnn1d width {args.width}, {args.epochs} epochs x {args.levels + 1} levels, "
               f"{args.trials} trials per run, storage {label}")
         print(f"machine: {common.machine(_cpu(), common_cores())}")
         print(flush=True)

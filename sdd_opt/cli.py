@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from sdd_opt.errors import EXIT_USAGE, UserError, mask_secrets
+from sdd_opt.errors import EXIT_USAGE, DivergedError, UserError, mask_secrets
 
 SET_HELP = "Override a config key, e.g. --set train.epochs=5 --set distill.enabled=true (repeatable)."
 
@@ -68,6 +68,9 @@ def train(config_path, out, overrides, resume, checkpoints, quiet) -> None:
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: finished levels are saved in {out_dir}; continue with --resume", err=True)
         sys.exit(130)
+    except DivergedError as exc:
+        click.echo(f"error: {exc}; finished levels are saved in {out_dir} (lower train.lr or add l2)", err=True)
+        sys.exit(1)
     m = result.metrics.get("test") or result.metrics.get("val") or {}
     if m:
         click.echo(
@@ -139,6 +142,7 @@ def _register_subcommands() -> None:
     import importlib
 
     for module, name in (("sdd_opt.study.commands", "study"), ("sdd_opt.study.commands", "dashboard"),
+                         ("sdd_opt.study.commands", "storage"),
                          ("sdd_opt.report.commands", "report")):
         try:
             mod = importlib.import_module(module)

@@ -32,6 +32,10 @@ def _open(storage_url, **settings):
     return open_storage(url, StorageSettings(**settings) if settings else None), url
 
 
+def _log_err(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
 @click.group()
 def study() -> None:
     """Create, run, inspect and export Optuna studies over l2, distillation and pruning schedules."""
@@ -74,8 +78,21 @@ def _worker_options(f):
                      help="Seconds between a running trial's heartbeats.")(f)
     f = click.option("--grace-period", type=click.IntRange(min=1), default=120, show_default=True,
                      help="A trial without heartbeat for this long is failed and retried.")(f)
+    f = click.option("--storage-timeout", type=click.FloatRange(min=1), default=600, show_default=True,
+                     help="Seconds a lost database connection (or a lock) is retried before this worker exits.")(f)
     f = click.option("--progress/--no-progress", default=None, help="Epoch progress bars (default: when on a terminal).")(f)
     return f
+
+
+def _worker_storage(storage, heartbeat_interval, grace_period, storage_timeout, *, note: bool = False):
+    from sdd_opt.study.storage import is_sqlite, resolve_url
+
+    url = resolve_url(storage)
+    if note and is_sqlite(url):
+        click.echo("note: SQLite serves workers on this machine only; for several machines use PostgreSQL or MySQL "
+                   "(docs/distributed.md)")
+    return _open(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                 retry_limit=storage_timeout, log=_log_err)
 
 
 def _work(s, spec, url, *, n_trials, timeout, device, threads, artifacts, progress):
@@ -97,9 +114,11 @@ def _work(s, spec, url, *, n_trials, timeout, device, threads, artifacts, progre
     try:
         res = work(s, obj, n_trials=n_trials, timeout=timeout, log=click.echo)
     except KeyboardInterrupt as exc:
-        click.echo(f"\n{'terminated' if 'signal' in str(exc) else 'interrupted'}: the running trial was marked failed "
-                   f"with its reason; finished trials are stored. Resume with the same command.", err=True)
-        sys.exit(130)
+        term = "signal" in str(exc)
+        click.echo(f"\n{'terminated' if term else 'interrupted'}: the running trial was marked failed with its reason "
+                   f"and queued again (it resumes at its last finished level); finished trials are stored. "
+                   f"Resume with the same command.", err=True)
+        sys.exit(143 if term else 130)
     click.echo(f"worker done: {res.ran} trial(s) run here, {res.completed} complete, {res.failed} failed; {res.stop}")
     return res
 
@@ -113,7 +132,7 @@ def _work(s, spec, url, *, n_trials, timeout, device, threads, artifacts, progre
 @click.option("--seed-with-paper", is_flag=True, help="Enqueue the paper's reference points as the first trials.")
 @_worker_options
 def run(file, storage, name, overrides, jobs, seed_with_paper, n_trials, timeout, device, threads, artifacts,
-        heartbeat_interval, grace_period, progress) -> None:
+        heartbeat_interval, grace_period, storage_timeout, progress) -> None:
     """Create or resume the study FILE and run trials until its budget is met.
 
     The budget is --n-trials (else the file's budget.n_trials) complete trials in the whole study.
@@ -126,7 +145,7 @@ def run(file, storage, name, overrides, jobs, seed_with_paper, n_trials, timeout
     timeout = timeout or spec.file.budget.timeout
     if n_trials is None and timeout is None:
         raise UserError("no budget: give --n-trials or --timeout, or budget.n_trials in the study file")
-    st, url = _open(storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    st, url = _worker_storage(storage, heartbeat_interval, grace_period, storage_timeout)
     s = create_or_resume(spec, st, url)
     if seed_with_paper:
         enqueue_paper_trials(s, spec, log=click.echo)
@@ -134,32 +153,77 @@ def run(file, storage, name, overrides, jobs, seed_with_paper, n_trials, timeout
                f"{', '.join(f'{m} ({d})' for m, d in zip(spec.metric_names, spec.directions))}, sampler {spec.sampler_name}")
     if jobs > 1:
         _spawn_workers(spec.name, url, jobs, n_trials=n_trials, timeout=timeout, device=device, threads=threads,
-                       artifacts=artifacts, hb=heartbeat_interval, grace=grace_period)
+                       artifacts=artifacts, hb=heartbeat_interval, grace=grace_period, storage_timeout=storage_timeout,
+                       config_device=spec.base.train.device)
     else:
         _work(s, spec, url, n_trials=n_trials, timeout=timeout, device=device, threads=threads, artifacts=artifacts,
               progress=progress)
     _print_summary(s, spec, url)
 
 
-def _spawn_workers(name, url, jobs, *, n_trials, timeout, device, threads, artifacts, hb, grace):
-    """Start ``jobs`` local worker processes sharing the cores (threads per worker) and wait for them."""
-    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
-    cmd = [sys.executable, "-m", "sdd_opt", "study", "worker", name, "--storage", url, "--threads", str(threads),
-           "--heartbeat-interval", str(hb), "--grace-period", str(grace), "--no-progress"]
+def local_cores() -> int:
+    """Cores this process may use (the CPU affinity set by SLURM/cgroups, else the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def plan_workers(jobs: int, *, threads=None, device=None, config_device="auto", gpus: int = 0) -> list[dict]:
+    """How ``jobs`` local workers share this machine: torch threads each, and one GPU each.
+
+    Cores are split evenly (at least one thread per worker). On a CUDA run, worker k gets GPU
+    ``k mod gpus`` alone through CUDA_VISIBLE_DEVICES (more workers than GPUs share them round robin).
+    """
+    threads = threads or max(1, local_cores() // jobs)
+    wants_gpu = gpus > 0 and (device in (None, "cuda", "auto") and (device or config_device) in ("auto", "cuda"))
+    plans = []
+    for k in range(jobs):
+        env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        dev = device
+        if wants_gpu:
+            env["CUDA_VISIBLE_DEVICES"] = str(k % gpus)
+            dev = "cuda:0"
+        elif device and device.startswith("cuda:"):
+            dev = device
+        plans.append({"threads": threads, "device": dev, "env": env})
+    return plans
+
+
+def _spawn_workers(name, url, jobs, *, n_trials, timeout, device, threads, artifacts, hb, grace, storage_timeout,
+                   config_device="auto"):
+    """Start ``jobs`` local worker processes sharing the cores and GPUs, and wait for them.
+
+    The storage URL (with its password) goes to the workers through the environment, never
+    their command line, which every user of the machine can read in ``ps``.
+    """
+    from sdd_opt.study.storage import ENV_URL
+
+    gpus = 0
+    if device != "cpu" and config_device != "cpu":
+        try:
+            import torch
+
+            gpus = torch.cuda.device_count()
+        except Exception:
+            gpus = 0
+    plans = plan_workers(jobs, threads=threads, device=device, config_device=config_device, gpus=gpus)
+    cmd = [sys.executable, "-m", "sdd_opt", "study", "worker", name, "--heartbeat-interval", str(hb),
+           "--grace-period", str(grace), "--storage-timeout", str(storage_timeout), "--no-progress"]
     for flag, value in (("--n-trials", n_trials), ("--timeout", timeout), ("--artifacts", artifacts)):
         if value is not None:
             cmd += [flag, str(value)]
     procs = []
-    for k in range(jobs):
-        c = list(cmd)
-        if device == "cuda":  # one GPU per worker, round robin
-            import torch
-
-            c += ["--device", f"cuda:{k % max(1, torch.cuda.device_count())}"]
-        elif device:
-            c += ["--device", device]
-        procs.append(subprocess.Popen(c))
-    click.echo(f"started {jobs} workers with {threads} thread(s) each")
+    for plan in plans:
+        c = list(cmd) + ["--threads", str(plan["threads"])]
+        if plan["device"]:
+            c += ["--device", plan["device"]]
+        env = {**os.environ, **plan["env"], ENV_URL: url, "SDD_OPT_LOCAL_WORKER": "1"}
+        procs.append(subprocess.Popen(c, env=env))
+    share = f", {jobs} workers on {gpus} GPU(s)" if gpus else ""
+    click.echo(f"started {jobs} workers with {plans[0]['threads']} thread(s) each{share}")
+    if gpus and jobs > gpus:
+        click.echo(f"warning: {jobs} workers share {gpus} GPU(s); use --jobs {gpus} for one GPU per worker", err=True)
     try:
         codes = [p.wait() for p in procs]
     except KeyboardInterrupt:
@@ -176,11 +240,17 @@ def _spawn_workers(name, url, jobs, *, n_trials, timeout, device, threads, artif
 @click.argument("name")
 @_storage_option
 @_worker_options
-def worker(name, storage, n_trials, timeout, device, threads, artifacts, heartbeat_interval, grace_period, progress) -> None:
-    """Join the stored study NAME from any machine and run trials until its budget is met."""
+def worker(name, storage, n_trials, timeout, device, threads, artifacts, heartbeat_interval, grace_period,
+           storage_timeout, progress) -> None:
+    """Join the stored study NAME from any machine and run trials until its budget is met.
+
+    Start as many as you like, on any machines that reach the storage (and share --artifacts):
+    --n-trials is the study's total, so all of them stop once it holds N complete trials.
+    """
     from sdd_opt.study.runner import load_stored
 
-    st, url = _open(storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    st, url = _worker_storage(storage, heartbeat_interval, grace_period, storage_timeout,
+                              note=os.environ.get("SDD_OPT_LOCAL_WORKER") != "1")
     s, spec = load_stored(name, st)
     n_trials = n_trials or spec.file.budget.n_trials
     if n_trials is None and timeout is None:
@@ -298,3 +368,34 @@ def dashboard(storage, artifacts, host, port) -> None:
     from sdd_opt.study.dashboard import serve
 
     serve(storage, artifacts, host, port, log=click.echo)
+
+
+@click.group()
+def storage() -> None:
+    """Serve the study storage to many workers (gRPC proxy)."""
+
+
+@storage.command("serve")
+@_storage_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind; the proxy has no authentication, so open it only on a trusted network.")
+@click.option("--port", type=click.IntRange(1, 65535), default=13000, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Server threads (= database connections, plus one).")
+@click.option("--heartbeat-interval", type=click.IntRange(min=1), default=60, show_default=True,
+              help="Seconds between checks for trials of dead workers.")
+@click.option("--grace-period", type=click.IntRange(min=1), default=120, show_default=True,
+              help="A trial without heartbeat for this long is failed and retried.")
+@click.option("--storage-timeout", type=click.FloatRange(min=1), default=600, show_default=True,
+              help="Seconds a lost database connection is retried before a call fails.")
+def serve(storage, host, port, threads, heartbeat_interval, grace_period, storage_timeout) -> None:
+    """Run Optuna's gRPC storage proxy for --storage; workers use --storage grpc://HOST:PORT.
+
+    One process holds the database connections for all workers (the database's connection
+    limit no longer caps the number of workers), records their heartbeats and fails and
+    re-queues the trials of dead workers.
+    """
+    from sdd_opt.study.serve import serve_storage
+
+    serve_storage(storage, host, port, threads=threads, heartbeat_interval=heartbeat_interval,
+                  grace_period=grace_period, retry_limit=storage_timeout, log=click.echo)

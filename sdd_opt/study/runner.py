@@ -32,6 +32,49 @@ MAX_CONSECUTIVE_FAILURES = 5
 
 
 def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
+    """The study's sampler, its randomness seeded per trial (see :func:`seed_per_trial`)."""
+    return seed_per_trial(_base_sampler(spec), spec.file.sampler.seed)
+
+
+def _random_states(obj, seen=None):
+    """The numpy RandomStates inside a sampler (and the samplers it holds)."""
+    from optuna.samplers._lazy_random_state import LazyRandomState
+
+    seen = seen if seen is not None else set()
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    for value in vars(obj).values():
+        if isinstance(value, LazyRandomState):
+            yield value.rng
+        elif isinstance(value, optuna.samplers.BaseSampler):
+            yield from _random_states(value, seen)
+
+
+def seed_per_trial(sampler: optuna.samplers.BaseSampler, seed: Optional[int]) -> optuna.samplers.BaseSampler:
+    """Make trial k's random draws a function of (seed, k) instead of one stream per process.
+
+    Every worker builds its own sampler from the stored seed: with one stream each, two workers
+    (or a resumed run) would propose the same parameters again. Reseeding before each trial from
+    the trial number keeps a seeded study reproducible and gives every trial its own draws,
+    whichever worker runs it.
+    """
+    if seed is None:
+        return sampler
+    import numpy as np
+
+    before = sampler.before_trial
+
+    def before_trial(study, trial):
+        for k, rng in enumerate(_random_states(sampler)):
+            rng.seed(int(np.random.SeedSequence([seed, trial.number, k]).generate_state(1)[0]))
+        return before(study, trial)
+
+    sampler.before_trial = before_trial
+    return sampler
+
+
+def _base_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
     s = spec.file.sampler
     name = spec.sampler_name
     with warnings.catch_warnings():
@@ -183,15 +226,32 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
+@contextmanager
+def signals_deferred():
+    """Ignore further Ctrl-C / SIGTERM while an interrupted trial is being recorded."""
+    try:
+        old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: nothing to defer
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 @dataclass
 class WorkResult:
     ran: int = 0
     completed: int = 0
     failed: int = 0
+    requeued: int = 0
     stop: str = ""
 
 
 def _fail_stale(study: optuna.Study) -> None:
+    """Fail (and re-queue) the RUNNING trials whose worker stopped sending heartbeats."""
     from optuna.storages._heartbeat import is_heartbeat_enabled
 
     if is_heartbeat_enabled(study._storage):
@@ -200,14 +260,78 @@ def _fail_stale(study: optuna.Study) -> None:
             optuna.storages.fail_stale_trials(study)
 
 
+def _clean_up_interrupted(study: optuna.Study, trial_ids: list[int], why: str, log: Callable[[str], None]) -> int:
+    """Fail the trials this worker left RUNNING, and queue the interrupted ones again.
+
+    The re-queued copy has the same parameters, so the next worker (or the same command run
+    again) resumes its run directory at the last finished level. Returns how many were queued.
+    """
+    from sdd_opt.study.faults import requeue
+
+    storage = study._storage
+    queued = 0
+    for tid in dict.fromkeys(trial_ids):
+        try:
+            t = storage.get_trial(tid)
+            if t.state == TrialState.RUNNING:
+                if "fail_reason" not in t.user_attrs:
+                    storage.set_trial_user_attr(tid, "fail_reason", why)
+                storage.set_trial_state_values(tid, TrialState.FAIL)
+                t = storage.get_trial(tid)
+            if t.state != TrialState.FAIL or not str(t.user_attrs.get("fail_reason", "")).startswith("interrupted"):
+                continue
+            levels = max((len(v) for k, v in t.user_attrs.items() if k.startswith("curve_seed") and isinstance(v, list)),
+                         default=0)
+            if requeue(study, t, t.user_attrs["fail_reason"], max_retry=None) is not None:
+                queued += 1
+                log(f"trial {t.number} was {why} after {levels} finished level(s); it is queued again and "
+                    f"resumes there on the next run")
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        except Exception as exc:  # the storage may be the reason we stopped: report, don't mask the exit
+            log(f"warning: could not record trial {tid} as interrupted ({type(exc).__name__})")
+    return queued
+
+
+def _finished_elsewhere(study: optuna.Study, objective, exc: Exception, log: Callable[[str], None]) -> bool:
+    """Was this worker's trial failed by another worker while it ran (a late heartbeat)?
+
+    Then its writes fail; the worker reports it and goes on, and the queued copy of the trial
+    resumes from this run's checkpoint once the run directory's lock is free.
+    """
+    if objective.last_trial_id is None or (isinstance(exc, ValueError) and "Cannot tell" not in str(exc)):
+        return False
+    t = study._storage.get_trial(objective.last_trial_id)
+    if not t.state.is_finished():
+        return False
+    log(f"trial {t.number} was marked {t.state.name.lower()} by another worker while it ran here (its heartbeat "
+        f"was older than the grace period: raise --grace-period on a loaded machine); going on")
+    return True
+
+
 def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] = None,
-         timeout: Optional[float] = None, poll: float = 5.0, log: Callable[[str], None] = print) -> WorkResult:
-    """Run trials until the study holds ``n_trials`` complete ones, ``timeout`` passes, or too many fail."""
+         timeout: Optional[float] = None, poll: Optional[float] = None,
+         log: Callable[[str], None] = print) -> WorkResult:
+    """Run trials until the study holds ``n_trials`` complete ones, ``timeout`` passes, or too many fail.
+
+    ``n_trials`` is the study's total, shared by every worker. Stale trials of dead workers are
+    failed (and re-queued) when the worker starts, while it waits for others, and before it
+    leaves. Ctrl-C / SIGTERM fail the running trial with the reason, queue it again, and re-raise.
+    """
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    from sdd_opt.study.faults import retrier_of
+
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # we report trials ourselves, without tracebacks
     objective.budget = n_trials
     res = WorkResult()
     start = time.monotonic()
     consecutive_failures = 0
+    storage = study._storage
+    interval = storage.get_heartbeat_interval() if is_heartbeat_enabled(storage) else None
+    poll = poll if poll is not None else min(5.0, float(interval or 5))
+    retrier = retrier_of(storage)
+    mark, in_trial = 0, False
     _fail_stale(study)
     try:
         with sigterm_as_interrupt():
@@ -224,7 +348,14 @@ def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] =
                     _fail_stale(study)
                     continue
                 objective.last_trial_id = None
-                study.optimize(objective, n_trials=1, catch=(DivergedError, TrialConfigError), gc_after_trial=False)
+                mark = len(retrier.claimed_trials) if retrier else 0
+                in_trial = True
+                try:
+                    study.optimize(objective, n_trials=1, catch=(DivergedError, TrialConfigError), gc_after_trial=False)
+                except (ValueError, optuna.exceptions.UpdateFinishedTrialError) as exc:
+                    if not _finished_elsewhere(study, objective, exc, log):
+                        raise
+                in_trial = False
                 res.ran += 1
                 last = study._storage.get_trial(objective.last_trial_id) if objective.last_trial_id is not None else None
                 if last is not None and last.state == TrialState.COMPLETE:
@@ -238,11 +369,20 @@ def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] =
                         res.stop = f"{consecutive_failures} trials failed in a row; stopping this worker"
                         break
     except KeyboardInterrupt as exc:
-        res.stop = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
+        terminated = isinstance(exc, Terminated)
+        res.stop = "terminated (SIGTERM)" if terminated else "interrupted (Ctrl-C)"
+        if in_trial:
+            ids = list(retrier.claimed_trials[mark:]) if retrier else []
+            if objective.last_trial_id is not None:
+                ids.append(objective.last_trial_id)
+            with signals_deferred():
+                res.requeued = _clean_up_interrupted(
+                    study, ids, f"interrupted ({'SIGTERM' if terminated else 'Ctrl-C'})", log)
         raise
     finally:
         try:
-            _fail_stale(study)
+            with signals_deferred():
+                _fail_stale(study)
         except Exception:
             pass
     return res

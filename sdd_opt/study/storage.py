@@ -112,25 +112,42 @@ def _engine_kwargs(url: str, settings: StorageSettings) -> dict:
         kw["connect_args"] = {"connect_timeout": settings.connect_timeout, "read_timeout": 120, "write_timeout": 120,
                               "init_command": f"SET SESSION innodb_lock_wait_timeout={max(1, lock_ms // 1000)}"}
     elif url.startswith("postgresql"):
-        kw["connect_args"] = {"connect_timeout": settings.connect_timeout, "keepalives": 1, "keepalives_idle": 30,
+        kw["connect_args"] = {"connect_timeout": settings.connect_timeout, "application_name": "sdd-opt",
+                              "keepalives": 1, "keepalives_idle": 30,
                               "keepalives_interval": 10, "keepalives_count": 3,
                               "options": f"-c lock_timeout={lock_ms}"}
     return kw
 
 
-def _enable_wal(storage) -> None:
-    from sqlalchemy import event, text
+def _set_wal(url: str) -> None:
+    """Switch the SQLite file to WAL before any pooled connection opens it (a connection opened
+    earlier keeps its old journal mode, and inside a transaction the pragma is ignored)."""
+    import sqlite3
 
-    with storage.engine.connect() as conn:
-        conn.execute(text("PRAGMA journal_mode=WAL"))
-        conn.commit()
+    from sqlalchemy.engine import make_url
+
+    db = make_url(url).database
+    if not db or db == ":memory:":
+        return
+    conn = sqlite3.connect(str(Path(db).expanduser()), timeout=120)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+    finally:
+        conn.close()
+
+
+def _enable_wal(storage) -> None:
+    from sqlalchemy import event
 
     @event.listens_for(storage.engine, "connect")
     def _pragmas(dbapi_conn, _record):  # every new connection: wait, don't fail, on a lock
         cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA busy_timeout=120000")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
+
+    storage.engine.dispose()  # reopen the pool's connections with the pragmas
 
 
 _NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph", "glusterfs",
@@ -296,6 +313,7 @@ def open_storage(url: Optional[str] = None, settings: Optional[StorageSettings] 
         return _open_grpc(url, settings)
     if is_sqlite(url):
         check_sqlite_location(url)
+        _set_wal(url)
     callback = RequeueStaleTrial(settings.max_retry, settings.grace_period or 2 * (settings.heartbeat_interval or 0)) \
         if settings.heartbeat_interval else None
     cls = _rdb_class()
