@@ -209,7 +209,7 @@ def test_sigkill_mid_trial_is_failed_retried_and_resumed_at_its_level(db_url, tm
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_fails_the_running_trial_queues_it_and_a_rerun_resumes_it(sig, tmp_path, capsys):
     url = server_url("postgresql")
-    path = write_study(tmp_path, epochs=15, levels=4)
+    path = write_study(tmp_path, epochs=60, levels=6)  # levels of ~1-2 s: the signal lands mid-trial
     with tracked_studies(url) as names:
         name = unique_name()
         names.append(name)
