@@ -2,17 +2,7 @@
 
 import pytest
 
-from sdd_opt.cli import main
-
-
-def run_cli(capsys, *args):
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from sdd_opt.testing import run_cli
 
 
 def _one_line_error(err):

@@ -18,22 +18,12 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from sdd_opt.cli import main
 
 from .conftest import tiny_study
 from .db import db_url, server_url, tracked_studies, unique_name  # noqa: F401  (db_url is a fixture)
+from sdd_opt.testing import run_cli
 
 HB = ["--heartbeat-interval", "1", "--grace-period", "3"]
-
-
-def run_cli(capsys, *args):
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def write_study(tmp_path: Path, *, epochs: int = 2, levels: int = 2, **changes) -> Path:

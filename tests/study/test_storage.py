@@ -9,23 +9,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from sdd_opt.cli import main
 from sdd_opt.errors import UserError
 from sdd_opt.study import faults
 from sdd_opt.study.faults import Retrier, RetryPolicy, StorageUnavailable, classify
 from sdd_opt.study.storage import StorageSettings, open_storage
 
 from .db import TcpProxy, db_url, server_url, tracked_studies, unique_name  # noqa: F401  (db_url is a fixture)
-
-
-def run_cli(capsys, *args):
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from sdd_opt.testing import run_cli
 
 
 def _settings(**kw):

@@ -9,24 +9,8 @@ import optuna
 import pytest
 import yaml
 
-from sdd_opt.cli import main
 from sdd_opt.imp import read_curve
-
-
-def cli(*args):
-    with pytest.raises(SystemExit) as info:
-        main(list(args) + ["--quiet"] if args[0] == "train" else list(args))
-    return info.value.code
-
-
-def run_cli(capsys, *args):
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from sdd_opt.testing import run_cli
 
 
 @pytest.fixture
