@@ -220,10 +220,14 @@ def sigterm_as_interrupt():
         raise Terminated(f"signal {signum}")
 
     old = signal.signal(signal.SIGTERM, handler)
+    # A worker started in the background by a non-interactive shell inherits SIGINT as *ignored*
+    # (and Python then installs no KeyboardInterrupt handler): Ctrl-C / kill -INT must still stop it.
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGINT, old_int)
 
 
 @contextmanager
