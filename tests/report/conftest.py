@@ -8,30 +8,14 @@ import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from sdd_opt.curve import sdd_metrics, select_level
+from sdd_opt.testing import tiny_study
 
 
 def tiny_study_dict(tmp, **changes) -> dict:
-    study = {
-        "name": "tiny",
-        "description": "tiny synthetic study for the report tests",
-        "base": {
-            "data": {"name": "synthetic1d", "data_dir": str(tmp / "data"), "noise": 0.2},
-            "model": {"name": "cnn1d", "width": 8},
-            "train": {"epochs": 2, "batch_size": 64, "threads": 1},
-            "prune": {"levels": 3, "rate": 0.4},
-        },
-        "search_space": {
-            "train.weight_decay": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True, "zero": True},
-            "distill.enabled": {"type": "categorical", "choices": [False, True]},
-            "prune.rate": {"type": "float", "low": 0.2, "high": 0.4, "step": 0.1},
-        },
-        "sampler": {"name": "random", "seed": 0},
-        "select": {"rule": "best"},
-        "constraints": [{"metric": "sdd_gap", "max": 0.02}],
-        "budget": {"n_trials": 4},
-    }
-    study.update(changes)
-    return study
+    settings = {"description": "tiny synthetic study for the report tests",
+                "constraints": [{"metric": "sdd_gap", "max": 0.02}], "budget": {"n_trials": 4}}
+    settings.update(changes)
+    return tiny_study(tmp, levels=3, rate=0.4, **settings)
 
 
 def run_cli(*args) -> int:

@@ -12,19 +12,13 @@ from pathlib import Path
 import pytest
 
 from sdd_opt.cli import main
+from sdd_opt.testing import run_cli
 
 PLOTS = ("plot-pareto", "plot-levels", "plot-curves", "plot-sdd-gap", "plot-importance", "plot-hypervolume")
 SECTIONS = ("summary", "settings", "pareto", "levels", "curves", "importance", "hypervolume", "trials", "trial-curves")
 
 
-def run(capsys, *args):
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+run = run_cli  # (capsys, *args) -> (exit code, stdout, stderr)
 
 
 class Page(HTMLParser):

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from sdd_opt.cli import main
+from sdd_opt.testing import tiny_study
 
 REPO = Path(__file__).resolve().parents[2]
 SDD_PLOTS = {"sdd-pareto-front", "sdd-curves", "sdd-hypervolume"}
@@ -57,26 +58,10 @@ def get_json(url: str):
 
 
 def study_dict(tmp: Path, **changes) -> dict:
-    d = {
-        "name": "busy",
-        "base": {
-            "data": {"name": "synthetic1d", "data_dir": str(tmp / "data"), "noise": 0.2},
-            "model": {"name": "cnn1d", "width": 8},
-            "train": {"epochs": 2, "batch_size": 64, "threads": 1},
-            "prune": {"levels": 2, "rate": 0.4},
-        },
-        "search_space": {
-            "train.weight_decay": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True, "zero": True},
-            "distill.enabled": {"type": "categorical", "choices": [False, True]},
-            "prune.rate": {"type": "float", "low": 0.2, "high": 0.4, "step": 0.1},
-        },
-        "sampler": {"name": "random", "seed": 1},
-        "select": {"rule": "best"},
-        "constraints": [{"metric": "sdd_gap", "max": 0.02}],
-        "budget": {"n_trials": 4},
-    }
-    d.update(changes)
-    return d
+    settings = {"name": "busy", "sampler": {"name": "random", "seed": 1},
+                "constraints": [{"metric": "sdd_gap", "max": 0.02}], "budget": {"n_trials": 4}}
+    settings.update(changes)
+    return tiny_study(tmp, levels=2, rate=0.4, **settings)
 
 
 @pytest.fixture(scope="module")
