@@ -16,7 +16,8 @@ import shlex
 import sys
 import time
 
-NAMES = ("throughput", "mask_overhead", "precision", "storage_overhead", "worker_scaling")
+NAMES = ("throughput", "mask_overhead", "precision", "storage_overhead", "worker_scaling", "fidelity",
+         "search_efficiency")
 
 
 def plan(size: str, device: str) -> list[tuple[str, list[str]]]:
@@ -34,6 +35,8 @@ def plan(size: str, device: str) -> list[tuple[str, list[str]]]:
                                   "--data", "synthetic1d", "--epochs", "1", "--levels", "1", "--width", "8"]),
             ("worker_scaling", ["--workers", "1,2", "--trials", "2", "--data", "synthetic1d", "--epochs", "1",
                                 "--levels", "1", "--width", "8"]),
+            ("fidelity", ["--tiny"]),
+            ("search_efficiency", ["--tiny", "--jobs", "1", "--n-trials", "3", "--seeds", "0"]),
         ]
     quick = size == "quick"
     image_data = "cifar10" if device.startswith("cuda") else "synthetic_images"
@@ -52,6 +55,10 @@ def plan(size: str, device: str) -> list[tuple[str, list[str]]]:
     out.append(("storage_overhead", ["--data", "synthetic1d", "--width", "32", "--epochs", "10", "--levels", "6",
                                      "--trials", "2", "--latency-reps", "5"] if quick else ["--trials", "2", "--latency-reps", "10"]))
     out.append(("worker_scaling", ["--trials", "4", "--epochs", "5", "--levels", "4"] if quick else ["--reps", "2"]))
+    # The two study-level benchmarks run whole studies (full: ~8 + ~19 + ~20 min on 2 cores).
+    out.append(("fidelity", ["--parts", "A", "--n-trials", "6", "--set", "train.epochs=8"] if quick else
+                ["--parts", "A,B", "--grid", "axes", "--seeds", "0,1"]))
+    out.append(("search_efficiency", ["--n-trials", "8", "--seeds", "0", "--epochs", "4"] if quick else []))
     return out
 
 

@@ -76,6 +76,14 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return math.ceil(n / batch_size)
 
 
+def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """SGD with the fused kernel where torch has one: one pass over all parameters per step instead
+    of a Python loop of small ops (1.5-3x faster optimizer step on the CPU, see docs/performance.md)."""
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                           weight_decay=cfg.weight_decay, fused=fused)
+
+
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int, spe: int):
     if cfg.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps)
@@ -156,8 +164,7 @@ def train_model(
     if channels_last:  # in place (same Parameter objects): before the optimizer and the mask applier
         model.to(memory_format=torch.channels_last)
 
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                          weight_decay=cfg.weight_decay)
+    opt = make_optimizer(model, cfg, device)
     sched = make_scheduler(opt, cfg, total, spe)
     with warnings.catch_warnings():  # fast-forward the schedule to the rewind point
         warnings.simplefilter("ignore", UserWarning)  # "scheduler.step() before optimizer.step()"

@@ -1,0 +1,280 @@
+"""Search efficiency: how fast each sampler grows the accuracy/sparsity front.
+
+Runs the same reduced-fidelity MNIST-1D study (``studies/mnist1d_demo.yaml``'s search space:
+l2 weight, distillation on/off with T and alpha, IMP rate; ``--epochs`` per level instead of 20)
+once per sampler and sampler seed, each in its own SQLite file and run directory, through the
+project's own study code (``Objective`` + ``work``: what ``sdd-opt study run`` does). The training
+seed is the same in every study, so the samplers search one and the same objective; only the
+sampler and its seed differ. The paper's points are not enqueued (they would help every sampler).
+
+The studies run ``--jobs`` at a time, ``--threads`` torch threads each (default 1). Printed:
+
+1. final hypervolume (HV) of each study, per seed and the median;
+2. HV after k complete trials (median over seeds);
+3. HV against the epochs spent (the trials' ``epochs_spent``, summed in trial order);
+4. trials each sampler needs to reach random search's final HV: against the random study of the
+   same seed, and against the median of random's final HVs.
+
+HV is ``sdd_opt.study.pareto.hypervolume_2d`` over (val_acc, sparsity) of the selected level,
+both maximized, reference point (0, 0): what ``sdd-opt report`` and ``study status`` show.
+
+    python -m benchmarks.search_efficiency                                   # ~35-45 min on 2 cores
+    python -m benchmarks.search_efficiency --samplers nsga2,random --seeds 0,1 --n-trials 16
+    python -m benchmarks.search_efficiency --tiny                            # seconds (tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Optional, Sequence
+
+from benchmarks import common
+
+STUDY_FILE = "studies/mnist1d_demo.yaml"
+SAMPLERS = ("nsga2", "tpe", "random", "gp")
+TINY_SET = ["data.name=synthetic1d", "model.width=8", "train.batch_size=64", "train.epochs=1",
+            "prune.target_sparsity=null", "prune.levels=3"]
+
+
+# -- pure helpers (unit-tested) -----------------------------------------------------------------
+
+def hv_history(points: Sequence[tuple[float, float]]) -> list[float]:
+    """HV after each of ``points`` (in trial order): non-decreasing by construction."""
+    from sdd_opt.study.pareto import hypervolume_2d
+
+    return [hypervolume_2d(list(points[:k + 1])) for k in range(len(points))]
+
+
+def trials_to_reach(history: Sequence[float], target: float, tol: float = 1e-12) -> Optional[int]:
+    """1-based number of trials after which ``history`` first reaches ``target``; None if never."""
+    for k, hv in enumerate(history):
+        if hv >= target - tol:
+            return k + 1
+    return None
+
+
+def hv_at_budget(history: Sequence[float], spent: Sequence[float], budget: float) -> float:
+    """HV of the trials finished within ``budget`` epochs (0 before the first one)."""
+    best = 0.0
+    for hv, e in zip(history, spent):
+        if e <= budget:
+            best = hv
+    return best
+
+
+def cumulative(xs: Sequence[float]) -> list[float]:
+    out, total = [], 0.0
+    for x in xs:
+        total += x
+        out.append(total)
+    return out
+
+
+def _median(xs: Sequence[Optional[float]]) -> Optional[float]:
+    vals = [x for x in xs if x is not None]
+    return statistics.median(vals) if vals else None
+
+
+def _fmt_reach(k: Optional[int]) -> str:
+    return "not reached" if k is None else str(k)
+
+
+# -- one study ----------------------------------------------------------------------------------
+
+def study_data(sampler: str, seed: int, args) -> dict:
+    """The study file of one (sampler, seed) run: the demo's space at reduced fidelity."""
+    import yaml
+
+    data = yaml.safe_load(Path(STUDY_FILE).read_text())
+    data["name"] = f"search-efficiency-{sampler}-{seed}"
+    data["sampler"] = {"name": sampler, "seed": seed}
+    if sampler == "nsga2":
+        data["sampler"]["population_size"] = args.population
+    if sampler in ("tpe", "gp"):
+        data["sampler"]["n_startup_trials"] = args.startup
+    data["budget"] = {"n_trials": args.n_trials}
+    if args.tiny:  # random-label synthetic data sits below the demo's collapse floor from level 0
+        data["collapse_floor"] = None
+    return data
+
+
+def run_one(job: tuple) -> dict:
+    """Run one study in this (pool) process; return its trials in order."""
+    sampler, seed, args, workdir = job
+    import optuna
+    import torch
+    from optuna.trial import TrialState
+
+    from sdd_opt.study.objective import Objective
+    from sdd_opt.study.runner import create_or_resume, work
+    from sdd_opt.study.spec import parse_study
+    from sdd_opt.study.storage import StorageSettings, open_storage
+
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    sets = [f"data.data_dir={args.data_dir}", f"train.epochs={args.epochs}"]
+    if args.target_sparsity is not None:
+        sets.append(f"prune.target_sparsity={args.target_sparsity}")
+    sets += TINY_SET if args.tiny else []
+    spec = parse_study(study_data(sampler, seed, args), STUDY_FILE, sets, base_dir=Path(STUDY_FILE).parent)
+    home = Path(workdir) / f"{sampler}-{seed}"
+    home.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{home / 'study.db'}"
+    storage = open_storage(url, StorageSettings(heartbeat_interval=None, log=lambda m: None))
+    study = create_or_resume(spec, storage, url)
+    objective = Objective(spec, home / "artifacts", device=args.device, threads=args.threads,
+                          log=lambda m: None)
+    t0 = time.perf_counter()
+    work(study, objective, n_trials=args.n_trials, log=lambda m: None)
+    wall = time.perf_counter() - t0
+    names = spec.metric_names
+    ia, isp = names.index("val_acc"), names.index("sparsity")
+    done = sorted((t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE),
+                  key=lambda t: t.number)
+    return {"sampler": sampler, "seed": seed, "wall": wall,
+            "points": [(t.values[ia], t.values[isp]) for t in done],
+            "epochs": [float(t.user_attrs.get("epochs_spent", 0.0)) for t in done],
+            "failed": sum(t.state == TrialState.FAIL for t in study.get_trials(deepcopy=False))}
+
+
+# -- report -------------------------------------------------------------------------------------
+
+def checkpoints(n: int) -> list[int]:
+    step = max(1, n // 6)
+    ks = list(range(step, n + 1, step))
+    return ks if ks and ks[-1] == n else ks + [n]
+
+
+def report(results: list[dict], samplers: list[str], seeds: list[int], args) -> dict:
+    by = {(r["sampler"], r["seed"]): r for r in results}
+    for r in results:
+        r["history"] = hv_history(r["points"])
+        r["spent"] = cumulative(r["epochs"])
+        r["final"] = r["history"][-1] if r["history"] else 0.0
+
+    rows = []
+    for s in samplers:
+        finals = [by[(s, sd)]["final"] for sd in seeds]
+        rows.append([s, *finals, statistics.median(finals),
+                     statistics.median(len(by[(s, sd)]["points"]) for sd in seeds),
+                     statistics.median(by[(s, sd)]["spent"][-1] if by[(s, sd)]["spent"] else 0 for sd in seeds),
+                     statistics.median(by[(s, sd)]["wall"] for sd in seeds)])
+    print("### 1. final hypervolume (reference point (0, 0); val_acc x sparsity of the selected level)")
+    print()
+    print(common.table(["sampler", *[f"seed {sd}" for sd in seeds], "median", "complete trials",
+                        "epochs spent (median)", "study wall s (median)"], rows))
+    print()
+
+    n = max(len(r["points"]) for r in results)
+    ks = checkpoints(n)
+    rows = [[s, *[_median([by[(s, sd)]["history"][k - 1] if len(by[(s, sd)]["history"]) >= k else None
+                           for sd in seeds]) for k in ks]] for s in samplers]
+    print("### 2. hypervolume after k complete trials (median over seeds)")
+    print()
+    print(common.table(["sampler", *[f"k={k}" for k in ks]], rows))
+    print()
+
+    most = max((r["spent"][-1] for r in results if r["spent"]), default=0.0)
+    budgets = sorted({round(most * f) for f in (0.1, 0.25, 0.5, 0.75, 1.0)})
+    rows = [[s, *[statistics.median(hv_at_budget(by[(s, sd)]["history"], by[(s, sd)]["spent"], b) for sd in seeds)
+                  for b in budgets]] for s in samplers]
+    print("### 3. hypervolume within an epoch budget (median over seeds; epochs = the trials' epochs_spent)")
+    print()
+    print(common.table(["sampler", *[f"{b} ep" for b in budgets]], rows))
+    print()
+
+    reach = {}
+    if "random" in samplers:
+        rand_med = statistics.median(by[("random", sd)]["final"] for sd in seeds)
+        rows = []
+        for s in samplers:
+            same = [trials_to_reach(by[(s, sd)]["history"], by[("random", sd)]["final"]) for sd in seeds]
+            med = [trials_to_reach(by[(s, sd)]["history"], rand_med) for sd in seeds]
+            reach[s] = {"same_seed": same, "median_target": med}
+            rows.append([s, " / ".join(_fmt_reach(k) for k in same),
+                         _fmt_reach(_median(same)) if all(k is not None for k in same) else
+                         f"{_fmt_reach(_median(same))} ({sum(k is None for k in same)} not reached)",
+                         " / ".join(_fmt_reach(k) for k in med), len(by[(s, seeds[0])]["points"])])
+        print(f"### 4. trials to reach random search's final hypervolume "
+              f"(same seed's random study; and random's median final HV {rand_med:.4f})")
+        print()
+        print(common.table(["sampler", "trials, per seed (vs same-seed random)", "median",
+                            "trials, per seed (vs random's median)", "trials run"], rows))
+        print()
+    return {"results": results, "reach": reach}
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.search_efficiency", description=__doc__.split("\n\n")[0])
+    p.add_argument("--samplers", default="nsga2,tpe,random", help="comma list of nsga2,tpe,random,gp")
+    p.add_argument("--seeds", default="0,1,2", help="sampler seeds (default 0,1,2)")
+    p.add_argument("--n-trials", type=int, default=24, help="complete trials per study (default 24)")
+    p.add_argument("--epochs", type=int, default=8, help="epochs per pruning level (default 8; the demo: 20)")
+    p.add_argument("--target-sparsity", type=float, default=None, help="override the demo's 0.98")
+    p.add_argument("--population", type=int, default=6, help="NSGA-II population (default 6, as the demo)")
+    p.add_argument("--startup", type=int, default=8, help="TPE/GP random start-up trials (default 8)")
+    p.add_argument("--jobs", type=int, default=2, help="studies run at once, one torch thread each (default 2)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per study (default 1)")
+    p.add_argument("--device", default="cpu", help="training device of every study (default cpu)")
+    p.add_argument("--data-dir", default="storage/data", help="dataset cache (default: storage/data)")
+    p.add_argument("--workdir", default=None, help="keep the studies here (default: a temporary folder)")
+    p.add_argument("--tiny", action="store_true", help="synthetic data, 1 epoch, 2 levels (seconds; tests)")
+    args = p.parse_args(argv)
+    args.sampler_list = [s.strip() for s in args.samplers.split(",") if s.strip()]
+    bad = [s for s in args.sampler_list if s not in SAMPLERS]
+    if bad or not args.sampler_list:
+        p.error(f"--samplers: unknown {', '.join(bad) or '(none)'}; choose from {', '.join(SAMPLERS)}")
+    try:
+        args.seed_list = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        p.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
+    if min(args.n_trials, args.epochs, args.jobs, args.threads) < 1:
+        p.error("--n-trials, --epochs, --jobs and --threads must be at least 1")
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    import torch
+
+    if not args.tiny:  # generate / cache MNIST-1D once, before the workers race for it
+        common.load_bench_data("mnist1d", args.data_dir, torch.device("cpu"))
+    jobs = [(s, sd) for sd in args.seed_list for s in args.sampler_list]
+    print(f"## search efficiency: {STUDY_FILE} space, "
+          f"{'tiny synthetic' if args.tiny else f'MNIST-1D, {args.epochs} epochs per level'}, "
+          f"{args.n_trials} trials per study, samplers {', '.join(args.sampler_list)}, seeds "
+          f"{', '.join(map(str, args.seed_list))}")
+    print(f"machine: {common.machine(torch.device(args.device), args.threads)}; {args.jobs} studies at a time")
+    print()
+    sys.stdout.flush()
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="sdd-search-eff-") as tmp:
+        workdir = args.workdir or tmp
+        payload = [(s, sd, args, workdir) for s, sd in jobs]
+        if args.jobs == 1:
+            results = [run_one(j) for j in payload]
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ctx.Pool(args.jobs, maxtasksperchild=1) as pool:
+                results = []
+                for r in pool.imap_unordered(run_one, payload):
+                    print(f"  done: {r['sampler']} seed {r['seed']}: {len(r['points'])} trials, "
+                          f"{r['wall']:.0f} s", flush=True)
+                    results.append(r)
+    out = report(results, args.sampler_list, args.seed_list, args)
+    out["wall"] = time.perf_counter() - t0
+    print(f"(search_efficiency: {out['wall']:.0f} s wall)")
+    return out
+
+
+if __name__ == "__main__":
+    main()
