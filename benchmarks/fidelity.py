@@ -135,13 +135,9 @@ def teacher_epochs(cfg) -> int:
 
 def teacher_kind(source: str) -> str:
     """Classify ``RunResult.teacher`` (``sdd_opt.distill.get_teacher``'s description)."""
-    if not source:
-        return "none"
-    if source.startswith("trained teacher"):
-        return "trained"
-    if source.startswith("cached teacher"):
-        return "cached"
-    return "given"
+    from sdd_opt.distill import teacher_origin
+
+    return teacher_origin(source)
 
 
 def account(records: Sequence[RunRecord]) -> list[Cost]:
@@ -297,9 +293,10 @@ def read_study(args) -> tuple[list[RunRecord], dict]:
     study, spec = load_stored(args.study, storage)
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    records, teachers, dirs = [], set(), {}
+    records, teachers, dirs, measured = [], set(), {}, 0
     for t in complete:
         a = t.user_attrs
+        recorded = {c["seed"]: c for c in a.get("cost") or []}  # trials of sdd-opt >= session 2 record it
         cfg0 = build_config(a["config"], source=f"trial {t.number}")
         run_dirs = a.get("run_dirs") or []
         for i, seed in enumerate(a.get("seeds", [cfg0.seed])):
@@ -318,6 +315,9 @@ def read_study(args) -> tuple[list[RunRecord], dict]:
                     teachers.add(key)
             reused = dirs.get(run_dir, 0)
             dirs[run_dir] = max(reused, len(rows))
+            if seed in recorded:  # measured by the objective: use it instead of the inference
+                kind, reused = recorded[seed]["teacher"], recorded[seed]["levels_reused"]
+                measured += 1
             records.append(RunRecord(
                 trial=t.number, seed=seed, remedy=a.get("remedy") or remedy_of(cfg), run_dir=run_dir,
                 levels_planned=cfg.prune.n_levels + 1, level_epochs=[int(r["epochs"]) for r in rows],
@@ -326,6 +326,12 @@ def read_study(args) -> tuple[list[RunRecord], dict]:
                 stopped_early=bool(a.get("stopped_early")),
                 level_seconds=[float(r.get("seconds", math.nan)) for r in rows]))
     states = [t.state for t in trials]
+    if records and measured == len(records):
+        how = ["levels: the trials' curve_seed<k> attributes (COMPLETE trials only; failed trials' epochs are not "
+               "counted)",
+               "teacher and run reuse: recorded by each trial (its 'cost' attribute)", SKIPPED_HOW]
+    else:
+        how = None
     info = {
         "mode": "read", "spec": spec, "wall": float("nan"), "complete": len(complete),
         "failed": states.count(TrialState.FAIL), "stop": "",
@@ -334,7 +340,7 @@ def read_study(args) -> tuple[list[RunRecord], dict]:
                 "teacher: INFERRED from the configs (trials record no teacher source): the first run of each teacher "
                 "key trains it, later ones load it, assuming the cache was empty when the study started",
                 "run reuse: INFERRED: a run directory already used by an earlier trial is resumed, not retrained",
-                SKIPPED_HOW],
+                SKIPPED_HOW] if how is None else how,
     }
     return records, info
 

@@ -87,6 +87,17 @@ def save_atomic(obj: object, path: Path) -> None:
             os.unlink(tmp)
 
 
+def teacher_origin(source: str) -> str:
+    """Where :func:`get_teacher`'s teacher came from, in one word: trained, cached, given or none."""
+    if not source:
+        return "none"
+    if source.startswith("trained teacher"):
+        return "trained"
+    if source.startswith("cached teacher"):
+        return "cached"
+    return "given"
+
+
 def get_teacher(
     cfg: RunConfig,
     build: Callable[[], nn.Module],

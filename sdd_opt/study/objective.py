@@ -10,7 +10,9 @@ What a trial stores (the contract that reports, exports and the dashboard read):
   ``curve_seed<k>`` (each seed's rows), ``selected_level``, ``val_acc``, ``val_acc_std``,
   ``sparsity``, ``test_acc``, ``sdd`` (SDD metrics of the mean validation curve), ``sdd_test``,
   flat copies ``sdd_gap``, ``dip_acc``, ``peak_acc``, ``dense_acc``, ``sdd_present`` for the
-  dashboard's hover, ``remedy`` (none / l2 / distill), ``epochs_spent``, ``stopped_early``,
+  dashboard's hover, ``remedy`` (none / l2 / distill), ``epochs_spent`` (the curve's epochs, reused
+  levels included), ``epochs_trained`` (what this trial trained), ``cost`` (per seed: levels
+  reused / trained, epochs trained, teacher trained / cached / given / none), ``stopped_early``,
   ``stop_reason``, ``config`` (resolved, first seed), ``seeds``, ``versions``, ``run_dirs``,
   ``constraints`` (values ≤ 0 are feasible), and ``fail_reason`` when it fails;
 * artifacts ``curve.csv``, ``curve_seed<k>.csv`` and ``curve.png``.
@@ -151,7 +153,8 @@ class Objective:
             raise
 
     def _run(self, trial: optuna.Trial) -> tuple[float, ...] | float:
-        from sdd_opt.imp import result_hash, run_curve
+        from sdd_opt.distill import teacher_origin
+        from sdd_opt.imp import read_curve, result_hash, run_curve
 
         self._check_budget(trial)
         try:
@@ -172,7 +175,7 @@ class Objective:
         trial.set_user_attr("remedy", remedy_of(cfg))
         self.log(f"trial {trial.number}: {_describe_params(trial.params)}")
 
-        curves, run_dirs, stops = [], [], []
+        curves, run_dirs, stops, cost = [], [], [], []
         t0 = time.perf_counter()
         for seed in seeds:
             run_cfg = cfg.model_copy(deep=True)
@@ -189,6 +192,7 @@ class Objective:
 
             try:
                 with run_lock(run_dir, self.log):
+                    reused = len(read_curve(run_dir / "curve.csv"))  # levels an earlier trial or try finished
                     res = run_curve(run_cfg, run_dir, resume=True, on_level=on_level, keep_checkpoints="last",
                                     progress=self.progress, log=self.log)
             except DivergedError as exc:
@@ -197,6 +201,13 @@ class Objective:
             trial.set_user_attr(key, res.rows)
             curves.append(res.rows)
             stops.append(res.stop_reason)
+            reused = min(reused, len(res.rows))
+            cost.append({"seed": seed, "levels_reused": reused, "levels_trained": len(res.rows) - reused,
+                         "epochs_trained": sum(int(r["epochs"]) for r in res.rows[reused:]),
+                         "teacher": teacher_origin(res.teacher)})
+        # What this trial actually trained (epochs_spent also counts levels reused from earlier runs).
+        trial.set_user_attr("cost", cost)
+        trial.set_user_attr("epochs_trained", sum(c["epochs_trained"] for c in cost))
         return self._report(trial, cfg, curves, seeds, stops, time.perf_counter() - t0)
 
     def _report(self, trial, cfg: RunConfig, curves, seeds, stops, seconds):

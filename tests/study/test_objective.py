@@ -68,3 +68,20 @@ def test_paper_points_fill_unfixed_keys_from_the_base(study_file):
     assert l2["train.weight_decay"] == 5e-3
     assert kd["distill.enabled"] is True and kd["distill.alpha"] == 0.8
     assert none["prune.rate"] == pytest.approx(0.3)  # the base's rate lies in the searched range
+
+
+def test_trials_record_what_they_trained_reused_and_where_the_teacher_came_from(study_file, sqlite_url, tmp_path):
+    space = {"distill.enabled": {"type": "categorical", "choices": [False, True]}}
+    spec = load_study_spec(study_file(search_space=space, budget={"n_trials": 3}))
+    study = create_or_resume(spec, optuna.storages.RDBStorage(sqlite_url), sqlite_url)
+    for enabled in (True, True, False):  # the second repeats the first: same run directory, same teacher
+        study.enqueue_trial({"distill.enabled": enabled})
+    assert work(study, Objective(spec, tmp_path / "art", log=lambda *_: None), n_trials=3,
+                log=lambda *_: None).completed == 3
+    first, repeat, plain = [t.user_attrs for t in sorted(study.trials, key=lambda t: t.number)]
+    levels = len(first["curve"])
+    assert first["cost"] == [{"seed": 0, "levels_reused": 0, "levels_trained": levels,
+                              "epochs_trained": first["epochs_spent"], "teacher": "trained"}]
+    assert repeat["cost"][0]["levels_reused"] == levels and repeat["cost"][0]["levels_trained"] == 0
+    assert repeat["epochs_trained"] == 0 < repeat["epochs_spent"]  # spent counts the reused levels, trained does not
+    assert plain["cost"][0]["teacher"] == "none" and plain["epochs_trained"] == plain["epochs_spent"] > 0
