@@ -82,7 +82,9 @@ def main(argv=None) -> int:
     for name, bench_argv in plan(args.size or "full", args.device):
         if name not in only:
             continue
-        bench_argv = bench_argv + ["--device", args.device, "--threads", str(args.threads), "--data-dir", args.data_dir]
+        # search_efficiency runs several studies at once with one thread each: --threads would oversubscribe.
+        threads = [] if name == "search_efficiency" else ["--threads", str(args.threads)]
+        bench_argv = bench_argv + ["--device", args.device, *threads, "--data-dir", args.data_dir]
         print(f"\n$ python -m benchmarks.{name} {shlex.join(bench_argv)}\n", flush=True)
         t0 = time.perf_counter()
         importlib.import_module(f"benchmarks.{name}").main(bench_argv)

@@ -16,12 +16,18 @@ from benchmarks import search_efficiency as se  # noqa: E402
 from benchmarks.common import parse_tables  # noqa: E402
 
 
-def test_hv_history_is_the_front_area_after_each_trial():
-    # (acc, sparsity): the second point dominates nothing new, the third extends the front.
-    hist = se.hv_history([(0.8, 0.5), (0.7, 0.4), (0.6, 0.9)])
-    assert hist[0] == pytest.approx(0.4)
-    assert hist[1] == pytest.approx(0.4)
-    assert hist[2] == pytest.approx(0.8 * 0.5 + 0.6 * 0.4)
+def test_trial_epochs_counts_what_the_trial_trained():
+    cfg = {"train": {"epochs": 8}, "distill": {"teacher": {"epochs": None}}}
+    # Two seeds: the first trained its teacher (8 epochs, train.epochs), the second got it from the cache.
+    attrs = {"config": cfg, "epochs_spent": 999.0,
+             "cost": [{"epochs_trained": 40, "teacher": "trained"}, {"epochs_trained": 24, "teacher": "cached"}]}
+    assert se.trial_epochs(attrs) == 40 + 8 + 24
+    cfg["distill"]["teacher"]["epochs"] = 3
+    assert se.trial_epochs(attrs) == 40 + 3 + 24
+    # A trial whose whole curve was reused from an identical earlier trial cost nothing.
+    assert se.trial_epochs({"config": cfg, "epochs_spent": 88.0,
+                            "cost": [{"epochs_trained": 0, "teacher": "none"}]}) == 0
+    assert se.trial_epochs({"epochs_spent": 88.0}) == 88.0  # stored before the cost attr existed
 
 
 def test_trials_to_reach_and_epoch_budgets():
@@ -29,38 +35,103 @@ def test_trials_to_reach_and_epoch_budgets():
     assert se.trials_to_reach(hist, 0.3) == 2
     assert se.trials_to_reach(hist, 0.5) == 4
     assert se.trials_to_reach(hist, 0.51) is None
+    assert se.trials_to_reach([], 0.0) is None
     spent = se.cumulative([10, 5, 5, 20])
     assert spent == [10, 15, 20, 40]
     assert se.hv_at_budget(hist, spent, 9) == 0.0
     assert se.hv_at_budget(hist, spent, 15) == 0.3
+    assert se.hv_at_budget(hist, spent, 39.9) == 0.3
     assert se.hv_at_budget(hist, spent, 40) == 0.5
 
 
-def test_checkpoints_end_at_the_last_trial():
-    assert se.checkpoints(24) == [4, 8, 12, 16, 20, 24]
-    assert se.checkpoints(3)[-1] == 3
+def test_checkpoints_are_round_and_end_at_the_last_trial():
+    assert se.checkpoints(24) == [5, 10, 15, 20, 24]
+    assert se.checkpoints(30) == [5, 10, 15, 20, 25, 30]
+    assert se.checkpoints(3) == [1, 2, 3]
+    assert se.checkpoints(0) == []
+
+
+def test_study_data_varies_only_the_sampler_and_the_fidelity_knobs():
+    a = se.study_data("nsga2", 1, se.parse_args([]))
+    b = se.study_data("random", 2, se.parse_args(["--collapse-floor", "none"]))
+    assert a["sampler"] == {"name": "nsga2", "seed": 1, "population_size": 6}
+    assert b["sampler"] == {"name": "random", "seed": 2}
+    assert a["search_space"] == b["search_space"] and a["base"] == b["base"]  # one objective for every sampler
+    assert a["budget"] == {"n_trials": 24}
+    assert a["collapse_floor"] == 0.5 and b["collapse_floor"] is None
+    assert se.study_data("tpe", 0, se.parse_args(["--collapse-floor", "0.3"]))["collapse_floor"] == 0.3
+    assert se.study_data("tpe", 0, se.parse_args(["--startup", "5"]))["sampler"]["n_startup_trials"] == 5
 
 
 def test_tiny_run_prints_consistent_tables(tmp_path, capsys):
-    out = se.main(["--tiny", "--jobs", "1", "--n-trials", "3", "--seeds", "0,1", "--samplers", "nsga2,random",
-                   "--data-dir", str(tmp_path / "data"), "--workdir", str(tmp_path / "work")])
+    import csv
+
+    import optuna
+
+    from sdd_opt.study.pareto import hypervolume_2d
+
+    n = 3
+    out = se.main(["--tiny", "--jobs", "1", "--seeds", "0,1", "--samplers", "nsga2,random",
+                   "--data-dir", str(tmp_path / "data"), "--storage-dir", str(tmp_path / "work"),
+                   "--out-csv", str(tmp_path / "trials.csv")])
     text = capsys.readouterr().out
-    finals, by_k, by_epochs, reach = parse_tables(text)
+    assert text.startswith("## search efficiency") and "machine: " in text and "s wall" in text
+    assert "reference point (0, 0)" in text
+    tables = parse_tables(text)
+    assert len(tables) == 4
+    finals, by_k, by_epochs, reach = tables
     assert [r["sampler"] for r in finals] == ["nsga2", "random"]
+    assert len(out["results"]) == 4
     for res in out["results"]:
-        assert len(res["points"]) == 3
+        assert len(res["points"]) == n == len(res["history"]) == len(res["epochs"])  # --tiny defaults to 3 trials
         assert all(b >= a for a, b in zip(res["history"], res["history"][1:]))  # HV never shrinks
+        assert all(e > 0 for e in res["epochs"])  # nothing to reuse in a fresh study with 3 distinct trials
         assert res["final"] > 0
-    for r in by_k:  # the median HV after k trials grows with k
-        values = [float(v) for k, v in r.items() if k.startswith("k=")]
+        # The history is the project's hypervolume of each prefix of the trials (all feasible: no constraints).
+        assert res["history"] == pytest.approx([hypervolume_2d(res["points"][:k]) for k in range(1, n + 1)])
+        # ... and its last value the HV of what the study's own SQLite file holds.
+        key = f"{res['sampler']}-{res['seed']}"
+        study = optuna.load_study(study_name=f"search-efficiency-{key}",
+                                  storage=f"sqlite:///{tmp_path / 'work' / key / 'study.db'}")
+        stored = [tuple(t.values[:2]) for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))]
+        assert len(stored) == n and hypervolume_2d(stored) == pytest.approx(res["final"])
+    # Table 1: the median column is the median of the per-seed columns.
+    for r in finals:
+        assert float(r["median"]) == pytest.approx((float(r["seed 0"]) + float(r["seed 1"])) / 2, abs=1e-3)
+    assert list(by_k[0]) == ["sampler", "k=1", "k=2", "k=3"]
+    for r in by_k + by_epochs:  # the median HV grows with trials and with the epoch budget
+        values = [float(v) for k, v in r.items() if k != "sampler"]
         assert values == sorted(values)
     # Random reaches its own final HV at the latest on its last trial.
     rand = next(r for r in reach if r["sampler"] == "random")
-    assert all(int(k) <= 3 for k in rand["trials, per seed (vs same-seed random)"].split(" / "))
-    assert (tmp_path / "work" / "nsga2-0" / "study.db").exists()
+    assert all(1 <= int(k) <= n for k in rand["trials, per seed (vs same-seed random)"].split(" / "))
+    assert all(r["trials run (median)"] == str(n) for r in reach)
+    rows = list(csv.DictReader(open(tmp_path / "trials.csv")))
+    assert len(rows) == 4 * n
+    last = {(r["sampler"], r["seed"]): r for r in rows}
+    for res in out["results"]:
+        row = last[(res["sampler"], str(res["seed"]))]
+        assert row["k"] == str(n) and float(row["hypervolume"]) == pytest.approx(res["final"])
+        assert float(row["epochs_so_far"]) == pytest.approx(sum(res["epochs"]))
 
 
-def test_bad_options_stop_with_a_message(capsys):
+def test_tiny_run_in_a_process_pool(tmp_path, capsys, monkeypatch):
+    """--jobs 2: the studies run in spawned processes with 1-thread OpenMP/MKL pools; the parent's env is restored."""
+    import os
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    out = se.main(["--tiny", "--jobs", "2", "--n-trials", "2", "--seeds", "3,4", "--samplers", "random",
+                   "--data-dir", str(tmp_path / "data")])
+    text = capsys.readouterr().out
+    assert text.count("  done: random seed ") == 2
+    assert sorted(r["seed"] for r in out["results"]) == [3, 4]
+    assert all(len(r["history"]) == 2 and r["history"][1] >= r["history"][0] for r in out["results"])
+    assert "OMP_NUM_THREADS" not in os.environ
+
+
+@pytest.mark.parametrize("argv, name", [(["--samplers", "bogus"], "--samplers"), (["--seeds", "0,0"], "--seeds"),
+                                        (["--collapse-floor", "1.5"], "--collapse-floor"), (["--jobs", "0"], "--jobs")])
+def test_bad_options_stop_with_a_message(argv, name, capsys):
     with pytest.raises(SystemExit):
-        se.main(["--samplers", "bogus"])
-    assert "--samplers" in capsys.readouterr().err
+        se.main(argv)
+    assert name in capsys.readouterr().err
