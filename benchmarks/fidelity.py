@@ -128,9 +128,9 @@ def pruned_level_epochs(cfg, rows: Sequence[dict] = ()) -> int:
 
 def teacher_epochs(cfg) -> int:
     """Epochs of one training of the run's dense teacher (0 without distillation)."""
-    if not cfg.distill.enabled:
-        return 0
-    return cfg.distill.teacher.epochs or cfg.train.epochs
+    from sdd_opt.distill import teacher_config
+
+    return teacher_config(cfg).train.epochs if cfg.distill.enabled else 0
 
 
 def teacher_kind(source: str) -> str:

@@ -63,18 +63,10 @@ TINY_SET = ["data.name=synthetic1d", "model.width=8", "train.batch_size=64", "tr
 # -- pure helpers (unit-tested) -----------------------------------------------------------------
 
 def trial_epochs(attrs: dict) -> float:
-    """Epochs a complete trial made the search pay, from its user attrs (objective.py's contract).
-
-    ``epochs_trained`` (levels reused from an earlier identical trial cost nothing) plus one
-    teacher training per seed whose teacher was ``trained`` (not served by the study's cache).
-    Trials stored before the ``cost`` attr existed fall back to ``epochs_spent``.
-    """
-    cost = attrs.get("cost")
-    if cost is None:
-        return float(attrs.get("epochs_spent", 0.0))
-    cfg = attrs.get("config") or {}
-    teacher = ((cfg.get("distill") or {}).get("teacher") or {}).get("epochs") or (cfg.get("train") or {}).get("epochs") or 0
-    return float(sum(c.get("epochs_trained", 0) + (teacher if c.get("teacher") == "trained" else 0) for c in cost))
+    """Epochs a complete trial made the search pay: its ``epochs_trained`` (levels reused from an
+    earlier identical trial are free; a teacher counts when the trial trained it, not when the
+    study's cache served it). Trials stored before that attr existed fall back to ``epochs_spent``."""
+    return float(attrs.get("epochs_trained", attrs.get("epochs_spent", 0.0)))
 
 
 def trials_to_reach(history: Sequence[float], target: float, tol: float = 1e-12) -> Optional[int]:

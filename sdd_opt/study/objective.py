@@ -11,8 +11,8 @@ What a trial stores (the contract that reports, exports and the dashboard read):
   ``sparsity``, ``test_acc``, ``sdd`` (SDD metrics of the mean validation curve), ``sdd_test``,
   flat copies ``sdd_gap``, ``dip_acc``, ``peak_acc``, ``dense_acc``, ``sdd_present`` for the
   dashboard's hover, ``remedy`` (none / l2 / distill), ``epochs_spent`` (the curve's epochs, reused
-  levels included), ``epochs_trained`` (what this trial trained), ``cost`` (per seed: levels
-  reused / trained, epochs trained, teacher trained / cached / given / none), ``stopped_early``,
+  levels included), ``epochs_trained`` (what this trial trained, teachers included), ``cost`` (per seed:
+  levels reused / trained, epochs trained, teacher trained / cached / given / none and its epochs), ``stopped_early``,
   ``stop_reason``, ``config`` (resolved, first seed), ``seeds``, ``versions``, ``run_dirs``,
   ``constraints`` (values ≤ 0 are feasible), and ``fail_reason`` when it fails;
 * artifacts ``curve.csv``, ``curve_seed<k>.csv`` and ``curve.png``.
@@ -153,7 +153,7 @@ class Objective:
             raise
 
     def _run(self, trial: optuna.Trial) -> tuple[float, ...] | float:
-        from sdd_opt.distill import teacher_origin
+        from sdd_opt.distill import teacher_config, teacher_origin
         from sdd_opt.imp import read_curve, result_hash, run_curve
 
         self._check_budget(trial)
@@ -202,12 +202,14 @@ class Objective:
             curves.append(res.rows)
             stops.append(res.stop_reason)
             reused = min(reused, len(res.rows))
+            origin = teacher_origin(res.teacher)
             cost.append({"seed": seed, "levels_reused": reused, "levels_trained": len(res.rows) - reused,
-                         "epochs_trained": sum(int(r["epochs"]) for r in res.rows[reused:]),
-                         "teacher": teacher_origin(res.teacher)})
-        # What this trial actually trained (epochs_spent also counts levels reused from earlier runs).
+                         "epochs_trained": sum(int(r["epochs"]) for r in res.rows[reused:]), "teacher": origin,
+                         "teacher_epochs": teacher_config(run_cfg).train.epochs if origin == "trained" else 0})
+        # What this trial actually trained, teachers included (epochs_spent counts the curve's levels,
+        # reused ones too, and no teacher).
         trial.set_user_attr("cost", cost)
-        trial.set_user_attr("epochs_trained", sum(c["epochs_trained"] for c in cost))
+        trial.set_user_attr("epochs_trained", sum(c["epochs_trained"] + c["teacher_epochs"] for c in cost))
         return self._report(trial, cfg, curves, seeds, stops, time.perf_counter() - t0)
 
     def _report(self, trial, cfg: RunConfig, curves, seeds, stops, seconds):

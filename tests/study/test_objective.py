@@ -80,8 +80,12 @@ def test_trials_record_what_they_trained_reused_and_where_the_teacher_came_from(
                 log=lambda *_: None).completed == 3
     first, repeat, plain = [t.user_attrs for t in sorted(study.trials, key=lambda t: t.number)]
     levels = len(first["curve"])
+    teacher_epochs = spec.base.train.epochs  # the teacher trains the student's schedule (distill.teacher.epochs unset)
     assert first["cost"] == [{"seed": 0, "levels_reused": 0, "levels_trained": levels,
-                              "epochs_trained": first["epochs_spent"], "teacher": "trained"}]
+                              "epochs_trained": first["epochs_spent"], "teacher": "trained",
+                              "teacher_epochs": teacher_epochs}]
+    assert first["epochs_trained"] == first["epochs_spent"] + teacher_epochs
     assert repeat["cost"][0]["levels_reused"] == levels and repeat["cost"][0]["levels_trained"] == 0
     assert repeat["epochs_trained"] == 0 < repeat["epochs_spent"]  # spent counts the reused levels, trained does not
     assert plain["cost"][0]["teacher"] == "none" and plain["epochs_trained"] == plain["epochs_spent"] > 0
+    assert repeat["cost"][0]["teacher_epochs"] == 0  # the cached teacher, if loaded at all, cost nothing
