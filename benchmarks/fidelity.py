@@ -432,6 +432,9 @@ def parse_variant(text: str) -> tuple[int, str]:
 def variants(epochs_list: Sequence[int], retrain_list: Sequence[str], grid: str,
              reference: tuple[int, str]) -> list[tuple[int, str]]:
     """The variants to run, the reference first. ``cross``: every pair; ``axes``: one factor at a time."""
+    for e in epochs_list:
+        if e < 1:
+            raise SystemExit(f"error: --epochs-list: epochs per level must be at least 1, got {e}")
     for r in retrain_list:
         if r not in RETRAINS:
             raise SystemExit(f"error: --retrain-list: unknown {r!r} (choose from {', '.join(RETRAINS)})")
@@ -634,10 +637,15 @@ def main(argv=None) -> dict:
     print(flush=True)
     out: dict = {}
     t0 = time.perf_counter()
-    if "A" in args.parts:
-        out["A"] = part_a(args)
-    if "B" in args.parts:
-        out["B"] = part_b(args)
+    from sdd_opt.errors import UserError
+
+    try:  # a bad --set / --study-file / --config is the user's mistake: one line, no traceback
+        if "A" in args.parts:
+            out["A"] = part_a(args)
+        if "B" in args.parts:
+            out["B"] = part_b(args)
+    except UserError as exc:
+        raise SystemExit(f"error: {exc}") from None
     print(f"\n(fidelity: {time.perf_counter() - t0:.0f} s)")
     sys.stdout.flush()
     return out

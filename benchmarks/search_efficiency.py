@@ -129,6 +129,17 @@ def study_data(sampler: str, seed: int, args) -> dict:
     return data
 
 
+def build_spec(sampler: str, seed: int, args):
+    """The parsed study of one (sampler, seed) run (raises UserError on a bad override)."""
+    from sdd_opt.study.spec import parse_study
+
+    sets = [f"data.data_dir={args.data_dir}", f"train.epochs={args.epochs}"]
+    if args.target_sparsity is not None:
+        sets.append(f"prune.target_sparsity={args.target_sparsity}")
+    sets += TINY_SET if args.tiny else []
+    return parse_study(study_data(sampler, seed, args), str(_STUDY_PATH), sets, base_dir=_STUDY_PATH.parent)
+
+
 def run_one(job: tuple) -> dict:
     """Run one study in this (pool) process; return its trials in order."""
     sampler, seed, args, workdir = job
@@ -139,16 +150,11 @@ def run_one(job: tuple) -> dict:
     from sdd_opt.study.objective import Objective
     from sdd_opt.study.pareto import hypervolume_history
     from sdd_opt.study.runner import create_or_resume, work
-    from sdd_opt.study.spec import parse_study
     from sdd_opt.study.storage import StorageSettings, open_storage
 
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    sets = [f"data.data_dir={args.data_dir}", f"train.epochs={args.epochs}"]
-    if args.target_sparsity is not None:
-        sets.append(f"prune.target_sparsity={args.target_sparsity}")
-    sets += TINY_SET if args.tiny else []
-    spec = parse_study(study_data(sampler, seed, args), str(_STUDY_PATH), sets, base_dir=_STUDY_PATH.parent)
+    spec = build_spec(sampler, seed, args)
     home = Path(workdir) / f"{sampler}-{seed}"
     home.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{home / 'study.db'}"
@@ -311,6 +317,13 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     import torch
 
+    from sdd_opt.errors import UserError
+
+    try:  # check every study before any training starts: a bad option is one line, not a worker traceback
+        for sampler in args.sampler_list:
+            build_spec(sampler, args.seed_list[0], args)
+    except UserError as exc:
+        raise SystemExit(f"error: {exc}") from None
     if not args.tiny:  # generate / cache MNIST-1D once, before the workers race for it
         common.load_bench_data("mnist1d", args.data_dir, torch.device("cpu"))
     jobs = [(s, sd) for sd in args.seed_list for s in args.sampler_list]

@@ -177,3 +177,14 @@ def test_bad_options_stop_with_a_message():
         fid.parse_args(["--parts", "C"])
     with pytest.raises(SystemExit):
         fid.main(["--parts", "A", "--storage", "sqlite:///x.db"])  # --study missing
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--parts", "A", "--set", "bogus.key=1"], "bogus"),          # a bad override: the study's own one-line error
+    (["--parts", "B", "--epochs-list", "0"], "--epochs-list"),
+])
+def test_bad_values_stop_before_training_with_one_line(argv, words, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        fid.main([*argv, "--threads", "1", "--data-dir", str(tmp_path / "data")])
+    msg = str(exc.value.code)
+    assert msg.startswith("error: ") and words in msg and "\n" not in msg

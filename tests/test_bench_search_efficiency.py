@@ -129,3 +129,12 @@ def test_bad_options_stop_with_a_message(argv, name, capsys):
     with pytest.raises(SystemExit):
         se.main(argv)
     assert name in capsys.readouterr().err
+
+
+def test_a_bad_study_override_stops_before_any_study_runs(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        se.main(["--target-sparsity", "1.5", "--seeds", "0", "--samplers", "random", "--jobs", "1",
+                 "--data-dir", str(tmp_path / "data"), "--storage-dir", str(tmp_path / "work")])
+    msg = str(exc.value.code)
+    assert msg.startswith("error: ") and "prune.target_sparsity" in msg and "\n" not in msg
+    assert not (tmp_path / "work").exists() and not (tmp_path / "data").exists()  # nothing trained or generated
