@@ -181,10 +181,16 @@ def run_curve(
         if p.retrain == "rewind":
             rewind_state = load_checkpoint(ckpt_dir / "rewind.pt")["state_dict"]
         start_level = last + 1
-        log(f"resuming {out} at level {start_level}/{n_levels}")
+        log(f"resuming {out} at level {start_level}/{n_levels}" if start_level <= n_levels
+            else f"reusing the finished run {out} (levels 0-{n_levels})")
+
+    stopped, reason = False, ""
+    if rows and p.stop_below is not None and is_collapsed(rows[-1]["val_acc"], p.stop_below):
+        stopped, reason = True, f"validation accuracy {rows[-1]['val_acc']:.3f} below stop_below {p.stop_below}"
+        start_level = n_levels + 1
 
     teacher, teacher_src = None, ""
-    if cfg.distill.enabled:
+    if cfg.distill.enabled and start_level <= n_levels:  # a finished run needs no teacher (and never trains one)
         def train_dense(tcfg: RunConfig, tmodel) -> None:
             torch.manual_seed(tcfg.seed)
             tmodel.load_state_dict(build().state_dict())
@@ -194,10 +200,6 @@ def run_curve(
         teacher.to(device)
 
     precision = autocast_dtype(cfg.train.precision, device)
-    stopped, reason = False, ""
-    if rows and p.stop_below is not None and is_collapsed(rows[-1]["val_acc"], p.stop_below):
-        stopped, reason = True, f"validation accuracy {rows[-1]['val_acc']:.3f} below stop_below {p.stop_below}"
-        start_level = n_levels + 1
 
     bar = tqdm(total=(n_levels + 1) * cfg.train.epochs, initial=start_level * cfg.train.epochs,
                desc="levels", unit="ep", disable=not progress, leave=False, dynamic_ncols=True)
@@ -259,7 +261,10 @@ def run_curve(
         bar.close()
 
     metrics = curve_metrics(rows, cfg)
-    summary = {"metrics": metrics, "stopped_early": stopped, "stop_reason": reason, "teacher": teacher_src,
+    teacher_used = teacher_src
+    if not teacher_used and cfg.distill.enabled and (out / "metrics.json").exists():  # reused: keep the record
+        teacher_used = json.loads((out / "metrics.json").read_text()).get("teacher", "")
+    summary = {"metrics": metrics, "stopped_early": stopped, "stop_reason": reason, "teacher": teacher_used,
                "levels_planned": n_levels + 1, "levels_done": len(rows), "noise": data.noise_info}
     (out / "metrics.json").write_text(json.dumps(summary, indent=2))
     try:

@@ -99,6 +99,20 @@ def test_distillation_trains_the_teacher_once(tiny_overrides, tmp_path):
     assert _strip(res.rows) == _strip(res2.rows)
 
 
+def test_a_finished_distillation_run_is_reused_without_its_teacher(tiny_overrides, tmp_path):
+    cfg = load_config(None, tiny_overrides + ["distill.enabled=true", "distill.alpha=0.9", "distill.temperature=4"])
+    first = run_curve(cfg, tmp_path / "a", progress=False, log=lambda m: None)
+    for f in (tmp_path / "teachers").glob("teacher_*.pt"):
+        f.unlink()  # a teacher would now have to be trained again
+    logs = []
+    again = run_curve(cfg, tmp_path / "a", resume=True, progress=False, log=logs.append)
+    assert again.teacher == "" and not list((tmp_path / "teachers").glob("teacher_*.pt"))
+    assert not any("teacher" in m for m in logs) and any("reusing the finished run" in m for m in logs)
+    assert _strip(again.rows) == _strip(first.rows)
+    recorded = json.loads((tmp_path / "a" / "metrics.json").read_text())["teacher"]
+    assert recorded == first.teacher  # the run's record still says where its teacher came from
+
+
 def test_collapse_early_stop(tiny_overrides, tmp_path):
     cfg = load_config(None, tiny_overrides + ["prune.levels=4", "prune.stop_below=0.99"])
     res = run_curve(cfg, tmp_path / "r", **quiet)
