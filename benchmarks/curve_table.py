@@ -1,0 +1,195 @@
+"""Compute the recorded-curve table: full-fidelity IMP curves on a grid over the search space.
+
+The table (``benchmarks/data/mnist1d_curves.csv``) is a *tabular benchmark* in the sense of
+HPOBench or syne-tune's blackbox repository: every curve is trained once, at the fidelity where
+sparse double descent exists (docs/reproduction.md: 40 epochs per level, rewind to init, 20%
+symmetric noise), and search strategies are then compared by replaying trials from it in
+minutes instead of hours. The grid covers the space of ``studies/mnist1d_search.yaml``.
+
+Each (config, seed) group is an ordinary ``sdd-opt train`` run of ``studies/mnist1d_baseline.yaml``
+with the overrides in its row, so any curve re-runs to the same numbers (one torch thread)::
+
+    sdd-opt train --config studies/mnist1d_baseline.yaml --set prune.target_sparsity=0.98 \
+        --set train.threads=1 --set train.weight_decay=0.001 --set prune.rate=0.3 --set seed=1
+
+Regenerate (resumable: finished curves are kept, an interrupted one resumes at its last level)::
+
+    python -m benchmarks.curve_table --workers 2            # ~2 h on 2 idle cores
+    python -m benchmarks.curve_table --list                 # the grid, one line per curve
+
+Run it from a ``git archive`` snapshot of the repository if you keep editing the tree meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import itertools
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+BASE = "studies/mnist1d_baseline.yaml"
+# What every curve of the table shares (beside the base file): the search space's longest target
+# sparsity (shorter targets are prefixes of the same curve) and one torch thread (bit-exact re-runs).
+FIXED = {"prune.target_sparsity": 0.98, "train.threads": 1}
+KEYS = ("train.weight_decay", "distill.enabled", "distill.temperature", "distill.alpha",
+        "distill.teacher.weight_decay", "prune.rate")
+LEVEL_COLUMNS = ("level", "sparsity", "train_acc", "val_acc", "test_acc", "epochs")
+SEEDS = (0, 1)
+
+# The grid. l2: "none" (0) and a log range over the search space's 1e-4..1e-2; distillation (the
+# student without l2, as in the paper) over T, alpha and the teacher's l2; every remedy at three
+# pruning rates spanning the space's 0.2..0.4.
+L2_VALUES = (0.0, 1e-4, 1e-3, 5e-3, 1e-2)
+TEMPERATURES = (3.0, 10.0)
+ALPHAS = (0.5, 0.9)
+TEACHER_L2 = (1e-3, 5e-3)
+RATES = (0.2, 0.3, 0.4)
+
+
+def remedies() -> Iterator[dict[str, Any]]:
+    for wd in L2_VALUES:
+        yield {"train.weight_decay": wd, "distill.enabled": False}
+    for t, a, twd in itertools.product(TEMPERATURES, ALPHAS, TEACHER_L2):
+        yield {"train.weight_decay": 0.0, "distill.enabled": True, "distill.temperature": t,
+               "distill.alpha": a, "distill.teacher.weight_decay": twd}
+
+
+def grid(seeds=SEEDS) -> list[dict[str, Any]]:
+    """Every (config, seed) of the table, seed-major so that a partial table covers the whole grid."""
+    out = []
+    for seed in seeds:
+        for remedy in remedies():
+            for rate in RATES:
+                out.append({**remedy, "prune.rate": rate, "seed": seed})
+    return out
+
+
+def overrides(point: dict[str, Any]) -> list[str]:
+    items = {**FIXED, **{k: v for k, v in point.items()}}
+    return [f"{k}={json.dumps(v) if isinstance(v, bool) else v}" for k, v in items.items()]
+
+
+def command(point: dict[str, Any]) -> str:
+    return f"sdd-opt train --config {BASE} " + " ".join(f"--set {o}" for o in overrides(point))
+
+
+def run_dir(root: Path, point: dict[str, Any]) -> Path:
+    from sdd_opt.config import load_config
+    from sdd_opt.imp import result_hash
+
+    return root / "runs" / result_hash(load_config(BASE, overrides(point)))
+
+
+def _is_done(path: Path) -> bool:
+    if not (path / "metrics.json").exists():
+        return False
+    m = json.loads((path / "metrics.json").read_text())
+    return m.get("levels_done") == m.get("levels_planned") or bool(m.get("stopped_early"))
+
+
+def _work(job: tuple[dict[str, Any], str]) -> tuple[dict[str, Any], float]:
+    point, root = job
+    import torch
+
+    from sdd_opt.config import load_config
+    from sdd_opt.imp import run_curve
+
+    torch.set_num_threads(1)
+    cfg = load_config(BASE, overrides(point) + [f"distill.teacher.cache_dir={Path(root) / 'teachers'}",
+                                                 f"data.data_dir={Path(root) / 'data'}"])
+    out = run_dir(Path(root), point)
+    t0 = time.perf_counter()
+    run_curve(cfg, out, resume=out.exists(), keep_checkpoints="last", progress=False,
+              log=lambda m: print(f"[{out.name}] {m}", flush=True))
+    return point, time.perf_counter() - t0
+
+
+def write_table(root: Path, points: list[dict[str, Any]], path: Path) -> int:
+    """Rewrite the CSV (atomically) from every finished run; returns the number of curves in it."""
+    from sdd_opt.imp import read_curve
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([*KEYS, "seed", *LEVEL_COLUMNS])
+    n = 0
+    for point in points:
+        d = run_dir(root, point)
+        if not _is_done(d):
+            continue
+        n += 1
+        head = ["" if point.get(k) is None else (str(point[k]).lower() if isinstance(point[k], bool) else repr(point[k]))
+                for k in KEYS]
+        for row in read_curve(d / "curve.csv"):
+            writer.writerow([*head, point["seed"], row["level"], f"{row['sparsity']:.6f}",
+                             *(f"{row[c]:.4f}" for c in ("train_acc", "val_acc", "test_acc")), row["epochs"]])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(buf.getvalue())
+    os.replace(tmp, path)
+    return n
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.curve_table", description=__doc__.split("\n\n")[0])
+    p.add_argument("--workers", type=int, default=2, help="parallel curves, one torch thread each (default 2)")
+    p.add_argument("--root", default="storage/curve-table", help="run directories, teachers and data (default storage/curve-table)")
+    p.add_argument("--out", default="benchmarks/data/mnist1d_curves.csv", help="the table (default benchmarks/data/mnist1d_curves.csv)")
+    p.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="training seeds, e.g. 0,1 (default 0,1)")
+    p.add_argument("--limit", type=int, default=None, help="compute at most this many missing curves (then stop)")
+    p.add_argument("--list", action="store_true", help="print the grid and each curve's command, then exit")
+    args = p.parse_args(argv)
+    try:
+        seeds = tuple(int(s) for s in args.seeds.split(","))
+    except ValueError:
+        p.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
+    if args.workers < 1:
+        p.error("--workers: must be at least 1")
+    points = grid(seeds)
+    if args.list:
+        for point in points:
+            print(command(point))
+        return 0
+    root = Path(args.root)
+    todo = [pt for pt in points if not _is_done(run_dir(root, pt))]
+    if args.limit is not None:
+        todo = todo[: args.limit]
+    print(f"{len(points)} curves in the grid, {len(points) - len(todo)} done, computing {len(todo)} "
+          f"with {args.workers} worker(s)", flush=True)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    t0, done = time.perf_counter(), 0
+    if args.workers == 1:
+        results = map(_work, [(pt, str(root)) for pt in todo])
+        pool = None
+    else:
+        import multiprocessing as mp
+
+        pool = mp.get_context("spawn").Pool(args.workers, maxtasksperchild=1)
+        results = pool.imap_unordered(_work, [(pt, str(root)) for pt in todo])
+    try:
+        for point, secs in results:
+            done += 1
+            n = write_table(root, points, Path(args.out))
+            elapsed = time.perf_counter() - t0
+            eta = elapsed / done * (len(todo) - done)
+            print(f"curve {done}/{len(todo)} done in {secs:.0f}s ({n}/{len(points)} in the table; "
+                  f"elapsed {elapsed / 60:.1f} min, eta {eta / 60:.1f} min): {command(point)}", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted: finished curves are kept; run the same command to resume", file=sys.stderr)
+        return 130
+    finally:
+        if pool is not None:
+            pool.terminate()
+    n = write_table(root, points, Path(args.out))
+    print(f"wrote {args.out}: {n} curves ({math.fsum(1 for _ in points)} in the grid)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
