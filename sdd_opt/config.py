@@ -21,8 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sdd_opt.errors import UserError
 
-NOISE_KINDS = ("symmetric", "uniform", "pairflip", "asymmetric")
-
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
