@@ -79,7 +79,7 @@ def train(config_path, out, overrides, resume, checkpoints, quiet) -> None:
     from sdd_opt.config import load_config, read_yaml, build_config, apply_overrides
     from sdd_opt.imp import run_curve
     from sdd_opt.paths import check_output_dir
-    from sdd_opt.prune import check_schedule
+    from sdd_opt.preflight import check_run
 
     if config_path is not None:
         raw = read_yaml(config_path)
@@ -92,7 +92,7 @@ def train(config_path, out, overrides, resume, checkpoints, quiet) -> None:
             cfg = build_config(apply_overrides(raw, list(overrides)), source=str(config_path))
     else:
         cfg = load_config(None, list(overrides))
-    check_schedule(cfg)
+    check_run(cfg)
     out_dir = Path(out) if out else Path("storage/runs") / cfg.hash()
     check_output_dir(out_dir)
     if resume and not ((out_dir / "config.yaml").is_file() or (out_dir / "curve.csv").is_file()):

@@ -123,32 +123,3 @@ def levels_keeping_weights(n_weights: int, rate: float, limit: int) -> int:
         k += 1
     return k
 
-
-def check_schedule(cfg) -> None:
-    """Refuse a schedule that prunes past the last weight (a :class:`~sdd_opt.config.RunConfig`).
-
-    Past that level every retraining trains an empty network: levels of wasted compute and a
-    flat curve. The model is built on the meta device, so this costs no memory and no data.
-    """
-    from sdd_opt.data import SHAPES
-    from sdd_opt.errors import UserError
-    from sdd_opt.models import build_model
-
-    p = cfg.prune
-    if p.n_levels == 0 or cfg.data.name not in SHAPES:
-        return
-    input_shape, num_classes = SHAPES[cfg.data.name]
-    with torch.device("meta"):
-        model = build_model(cfg.model, input_shape, num_classes)
-    sizes = [w.numel() for w in prunable_parameters(model).values()]
-    if not sizes:
-        return
-    n = min(sizes) if p.scope == "layer" else sum(sizes)
-    ok = levels_keeping_weights(n, p.rate, p.n_levels)
-    if ok >= p.n_levels:
-        return
-    what = (f"its smallest layer has {n:,} weights" if p.scope == "layer"
-            else f"{cfg.model.name} (width {cfg.model.width}) has {n:,} prunable weights")
-    field = "prune.target_sparsity" if p.target_sparsity is not None else "prune.levels"
-    raise UserError(f"{field}: {p.n_levels} levels at rate {p.rate} prune past the last weight: {what} and level "
-                    f"{ok + 1} would keep none; use at most {ok} levels at this rate, or a lower prune.rate")

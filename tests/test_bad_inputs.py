@@ -98,6 +98,8 @@ CASES = [
     Case("levels-past-smallest-layer", TRAIN, "prune.levels",
          cfg("data: {name: mnist}\nmodel: {name: lenet300}\nprune: {scope: layer, levels: 40}\n")),
     Case("target-sparsity-past-cap", TRAIN, "target_sparsity", cfg("prune: {rate: 0.01, target_sparsity: 0.999999}\n")),
+    Case("model-does-not-take-images", TRAIN, "model.name", cfg("data: {name: cifar10}\nmodel: {name: cnn1d}\n")),
+    Case("model-does-not-take-1d", TRAIN, "model.name", cfg("model: {name: resnet18}\n")),
     Case("rewind-past-training", TRAIN, "prune.rewind_to", cfg("train: {epochs: 2}\nprune: {rewind_to: 5}\n")),
     Case("train-size-too-big", TRAIN, "data.train_size",
          cfg("data: {name: synthetic1d, train_size: 100000}\nmodel: {width: 8}\n")),
