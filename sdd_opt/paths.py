@@ -9,6 +9,7 @@ permission bits say nothing for root or a read-only mount; the probe leaves the 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -55,3 +56,23 @@ def check_output_file(path: str | Path, flag: str = "--out", suffixes: tuple[str
         raise UserError(f"{flag} {path}: {base} is a file, not a directory")
     _probe(flag, path, base)
     return path
+
+
+# A study name becomes part of file names (``NAME-report.html``, exports): letters, digits, '.', '_'
+# and '-', starting with a letter or digit, so no name can climb out of a folder or hide a file.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_study_name(name: str, flag: str = "name") -> str:
+    """Refuse a new study name outside the safe set (names already stored stay readable)."""
+    if not _SAFE_NAME.fullmatch(name or ""):
+        raise UserError(f"{flag} {name!r}: a study name is 1-128 letters, digits, '.', '_' or '-', starting with a "
+                        "letter or digit (no '/', spaces or '..' paths)")
+    return name
+
+
+def safe_stem(name: str) -> str:
+    """A file name made from ``name`` that stays in its folder (for names stored before the rule)."""
+    if _SAFE_NAME.fullmatch(name):
+        return name
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip("._") or "study"
