@@ -53,6 +53,27 @@ def check_schedule(cfg, model=None) -> None:
                     f"{ok + 1} would keep none; use at most {ok} levels at this rate, or a lower prune.rate")
 
 
+def check_folders(cfg) -> None:
+    """``data.data_dir`` and the teacher cache can be folders: nothing on their way is a regular file.
+
+    (Not writability: a read-only shared dataset folder is fine when the data is already there.)
+    """
+    from pathlib import Path
+
+    folders = [("data.data_dir", cfg.data.data_dir)]
+    if cfg.distill.enabled:
+        folders.append(("distill.teacher.cache_dir", cfg.distill.teacher.cache_dir))
+    for key, folder in folders:
+        path = Path(folder).expanduser()
+        for part in (path, *path.parents):
+            if part.exists():
+                if not part.is_dir():
+                    where = "is a file" if part == path else f"{part} is a file"
+                    raise UserError(f"{key} {folder}: {where}, not a directory")
+                break
+
+
 def check_run(cfg) -> None:
-    """Everything :mod:`sdd_opt.config` cannot check alone: the model fits the data, the schedule keeps a weight."""
+    """Everything :mod:`sdd_opt.config` cannot check alone: folders, the model fits the data, the schedule keeps a weight."""
+    check_folders(cfg)
     check_schedule(cfg, meta_model(cfg))

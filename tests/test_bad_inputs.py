@@ -137,6 +137,10 @@ CASES = [
     Case("plot-no-curve", ["plot", "r1", "--out", "x.png"], "r1: no curve.csv", {"r1/keep": ""}),
     Case("plot-missing-run", ["plot", "r9", "--out", "x.png"], "r9"),
     Case("plot-labels", ["plot", "r1", "--out", "x.png", "--label", "a", "--label", "b"], "--label", {"r1/keep": ""}),
+    Case("data-dir-under-a-file", SET + ["data.data_dir=afile/data"], "data.data_dir afile/data: afile is a file",
+         {"afile": "x"}),
+    Case("teacher-cache-under-a-file", SET + ["distill.enabled=true", "--set", "distill.teacher.cache_dir=afile/t"],
+         "distill.teacher.cache_dir", {"afile": "x"}),
     # -- data ---------------------------------------------------------------------------------------
     Case("cifar-no-data", TRAIN, "cifar10", cfg("data: {name: cifar10, data_dir: new/data}\nmodel: {name: resnet18, width: 8}\n")),
     Case("mnist-no-data", TRAIN, "mnist", cfg("data: {name: mnist, data_dir: new/data}\nmodel: {name: lenet300}\n")),
