@@ -51,6 +51,22 @@ def mask_url(url: str) -> str:
     return f"{scheme}{sep}***@{rest.rpartition('@')[2]}"
 
 
+def url_without_password(url: str) -> str:
+    """``url`` with no password at all (not even ``***``): what may be *stored*, e.g. in a study note.
+
+    The password is left to ``$SDD_OPT_STORAGE_PASSWORD`` or the user's own configuration.
+    """
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return mask_url(url)
+    if parsed.password is None or "@" in (parsed.host or ""):
+        return mask_url(url)
+    return parsed.set(password=None).render_as_string(hide_password=False)
+
+
 def _candidate_end(text: str, start: int, after_scheme: int) -> int:
     """End of the URL candidate that starts at ``start``: the next whitespace, or -- when the
     credentials seem to hold a space (a ``:`` but no ``@`` yet) -- the token that holds the ``@``."""

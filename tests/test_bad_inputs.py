@@ -149,6 +149,8 @@ CASES = [
          {"s.yaml": "name: x\nsearch_space:\n  prune.rate: {type: float, low: 0.1\n"}),
     Case("study-duplicate-key", ["study", "create", "s.yaml", "--storage", SQLITE], "duplicate key 'name'",
          {"s.yaml": lambda tmp: "name: a\n" + study()}),
+    Case("study-same-search-key-twice", ["study", "create", "s.yaml", "--storage", SQLITE], "duplicate key 'prune.rate'",
+         {"s.yaml": lambda tmp: study().replace("search_space:\n", "search_space:\n  prune.rate: {type: float, low: 0.1, high: 0.2}\n")}),
     Case("study-not-utf8", ["study", "create", "s.yaml", "--storage", SQLITE], "s.yaml: not UTF-8",
          {"s.yaml": lambda tmp: study().encode() + b"# \xff\n"}),
     Case("study-empty", ["study", "create", "s.yaml", "--storage", SQLITE], "s.yaml: empty file", {"s.yaml": ""}),

@@ -2,7 +2,7 @@
 
 import pytest
 
-from sdd_opt.errors import mask_secrets, mask_url
+from sdd_opt.errors import mask_secrets, mask_url, url_without_password
 
 
 @pytest.mark.parametrize("url, masked", [
@@ -33,3 +33,9 @@ def test_mask_secrets_in_free_text():
 def test_text_without_urls_is_unchanged():
     text = "train.lr: Input should be a finite number (got inf); user:pw@host is not a URL"
     assert mask_secrets(text) == text
+
+
+def test_url_without_password_stores_none_of_it():
+    assert url_without_password("postgresql+psycopg://user:S3c/ret@host/db") == "postgresql+psycopg://user@host/db"
+    assert url_without_password("sqlite:///storage/sdd_opt.db") == "sqlite:///storage/sdd_opt.db"
+    assert "p@ss" not in url_without_password("mysql://bob:p@ss:w/rd@h:3306/db")
