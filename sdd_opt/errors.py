@@ -56,7 +56,7 @@ def url_without_password(url: str) -> str:
 
     The password is left to ``$SDD_OPT_STORAGE_PASSWORD`` or the user's own configuration.
     """
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import URL, make_url
 
     try:
         parsed = make_url(url)
@@ -64,7 +64,9 @@ def url_without_password(url: str) -> str:
         return mask_url(url)
     if parsed.password is None or "@" in (parsed.host or ""):
         return mask_url(url)
-    return parsed.set(password=None).render_as_string(hide_password=False)
+    bare = URL.create(parsed.drivername, username=parsed.username, host=parsed.host, port=parsed.port,
+                      database=parsed.database, query=parsed.query)  # set(password=None) would keep it
+    return bare.render_as_string(hide_password=False)
 
 
 def _candidate_end(text: str, start: int, after_scheme: int) -> int:
