@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import socket
+import socketserver
+import sqlite3
 import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Union
+from typing import Callable, Optional, Union
 
 import pytest
 import yaml
@@ -34,6 +38,7 @@ class Case:
     files: dict[str, Content] = field(default_factory=dict)
     secret: str = ""
     skip: str = ""
+    setup: Optional[Callable[[Path, "Templates"], None]] = None  # copies a template DB or run in
 
 
 def cfg(text: str) -> dict[str, Content]:
@@ -180,6 +185,184 @@ CASES = [
 ]
 
 
+# -- templates: one Optuna database and one interrupted run, made once and copied into cases ------
+
+class Templates:
+    """An Optuna SQLite database holding study 'tiny', and a run interrupted after level 1 of 3."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._db: Optional[Path] = None
+        self._run: Optional[Path] = None
+
+    def _cli(self, *args: str) -> None:
+        from sdd_opt.cli import main
+
+        cwd = os.getcwd()
+        os.chdir(self.root)
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            assert exc.code in (0, None), f"template command failed: {args}"
+        finally:
+            os.chdir(cwd)
+
+    @property
+    def db(self) -> Path:
+        if self._db is None:
+            (self.root / "s.yaml").write_text(study())
+            self._cli("study", "create", "s.yaml", "--storage", "sqlite:///tdb/studies.db")
+            self._db = self.root / "tdb/studies.db"
+        return self._db
+
+    @property
+    def run(self) -> Path:
+        if self._run is None:
+            self._cli("train", "--out", "trun", "--quiet", *RUN_SETS)
+            curve = self.root / "trun/curve.csv"
+            curve.write_text("".join(curve.read_text().splitlines(keepends=True)[:3]))  # levels 0 and 1
+            self._run = self.root / "trun"
+        return self._run
+
+
+RUN_SETS = [a for o in ("data.name=synthetic1d", "data.data_dir=data", "model.width=8", "train.epochs=2",
+                        "train.batch_size=64", "prune.levels=3", "train.threads=1", "distill.teacher.cache_dir=teachers")
+            for a in ("--set", o)]
+TDB = "sqlite:///db/studies.db"
+
+
+def with_db(tmp: Path, t: Templates) -> None:
+    (tmp / "db").mkdir()
+    shutil.copy(t.db, tmp / "db/studies.db")
+
+
+def with_run(tmp: Path, t: Templates) -> None:
+    shutil.copytree(t.run, tmp / "run")
+
+
+def with_run_and(change: Callable[[Path], None]) -> Callable[[Path, Templates], None]:
+    def setup(tmp: Path, t: Templates) -> None:
+        with_run(tmp, t)
+        change(tmp / "run")
+    return setup
+
+
+def other_program_db(tmp: Path, t: Templates) -> None:
+    (tmp / "db").mkdir()
+    conn = sqlite3.connect(tmp / "db/studies.db")
+    conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+    conn.execute("INSERT INTO invoices (total) VALUES (12.5)")
+    conn.commit()
+    conn.close()
+
+
+def _wrong_shape_checkpoint(run: Path) -> None:
+    import torch
+
+    path = run / "checkpoints/level_1.pt"
+    ckpt = torch.load(path, weights_only=True)
+    name = next(iter(ckpt["state_dict"]))
+    ckpt["state_dict"][name] = torch.zeros(3, 3)
+    torch.save(ckpt, path)
+
+
+def _truncated_teacher(run: Path) -> None:
+    data = (run / "checkpoints/level_0.pt").read_bytes()
+    (run.parent / "teacher.pt").write_bytes(data[: len(data) // 2])
+    shutil.rmtree(run)
+
+
+BUSY_PORT: list[socket.socket] = []
+
+
+def busy_port() -> int:
+    """A port something already listens on (kept open for the whole module)."""
+    if not BUSY_PORT:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        BUSY_PORT.append(sock)
+    return BUSY_PORT[0].getsockname()[1]
+
+
+RESUME = ["train", "--out", "run", "--resume", "--quiet", *RUN_SETS]
+READ_ONLY = {"list": ["study", "list"], "status": ["study", "status", "tiny"], "pareto": ["study", "pareto", "tiny"],
+             "export": ["study", "export", "tiny", "--out", "exported"], "report": ["report", "tiny"]}
+
+LATER = [
+    # -- corrupt run directories ------------------------------------------------------------------
+    Case("resume-garbage-curve", RESUME, "curve.csv", setup=with_run_and(
+        lambda run: (run / "curve.csv").write_bytes(b"\x00\xffgarbage;;\n1,2\n"))),
+    Case("resume-truncated-curve", RESUME, "curve.csv", setup=with_run_and(
+        lambda run: (run / "curve.csv").write_text((run / "curve.csv").read_text()[:-25]))),
+    Case("resume-curve-not-numbers", RESUME, "curve.csv", setup=with_run_and(
+        lambda run: (run / "curve.csv").write_text((run / "curve.csv").read_text().replace("0.", "x.", 1)))),
+    Case("resume-checkpoint-wrong-shapes", RESUME, "level_1.pt", setup=with_run_and(_wrong_shape_checkpoint)),
+    Case("resume-checkpoint-garbage", RESUME, "level_1.pt", setup=with_run_and(
+        lambda run: (run / "checkpoints/level_1.pt").write_bytes(b"not a checkpoint"))),
+    Case("plot-garbage-curve", ["plot", "run", "--out", "x.png"], "curve.csv", setup=with_run_and(
+        lambda run: (run / "curve.csv").write_bytes(b"\x00\xffgarbage;;\n1,2\n"))),
+    Case("plot-truncated-curve", ["plot", "run", "--out", "x.png"], "curve.csv", setup=with_run_and(
+        lambda run: (run / "curve.csv").write_text((run / "curve.csv").read_text()[:-25]))),
+    Case("teacher-truncated-checkpoint", ["train", "--out", "new", "--quiet", *RUN_SETS, "--set", "distill.enabled=true",
+                                          "--set", "distill.teacher.checkpoint=teacher.pt"], "teacher.pt",
+         setup=with_run_and(_truncated_teacher)),
+    Case("teacher-missing-checkpoint", ["train", "--out", "new", "--quiet", *RUN_SETS, "--set", "distill.enabled=true",
+                                        "--set", "distill.teacher.checkpoint=nothere.pt"], "nothere.pt"),
+    # -- read-only commands create nothing and open only Optuna databases -------------------------
+    *[Case(f"{cmd}-missing-sqlite", argv + ["--storage", "sqlite:///db/nothere.db"], "no such database file")
+      for cmd, argv in READ_ONLY.items()],
+    Case("dashboard-missing-sqlite", ["dashboard", "--storage", "sqlite:///db/nothere.db"], "no such database file"),
+    *[Case(f"{cmd}-other-programs-db", argv + ["--storage", TDB], "another program's SQLite database", setup=other_program_db)
+      for cmd, argv in READ_ONLY.items()],
+    Case("create-in-other-programs-db", ["study", "create", "s.yaml", "--storage", TDB], "another program's",
+         {"s.yaml": lambda tmp: study()}, setup=other_program_db),
+    Case("list-not-a-database", ["study", "list", "--storage", TDB], "is not a SQLite database", {"db/studies.db": "hello"}),
+    Case("run-in-not-a-database", ["study", "run", "s.yaml", "--storage", TDB], "is not a SQLite database",
+         {"db/studies.db": "hello", "s.yaml": lambda tmp: study()}),
+    Case("status-directory", ["study", "status", "tiny", "--storage", "sqlite:///db"], "is a directory", {"db/keep": ""}),
+    Case("create-directory", ["study", "create", "s.yaml", "--storage", "sqlite:///db"], "is a directory",
+         {"db/keep": "", "s.yaml": lambda tmp: study()}),
+    Case("list-empty-file", ["study", "list", "--storage", TDB], "empty file", {"db/studies.db": ""}),
+    Case("status-unknown-study", ["study", "status", "nosuch", "--storage", TDB], "nosuch", setup=with_db),
+    Case("report-unknown-study", ["report", "nosuch", "--storage", TDB], "nosuch", setup=with_db),
+    Case("status-password-url", ["study", "status", "tiny", "--storage", "postgresql+psycopg://u:S3c/ret@127.0.0.1:1/db"],
+         "cannot open storage", secret="S3c"),
+    Case("list-password-url", ["study", "list", "--storage", "mysql+pymysql://u:pa ss/w0rd@127.0.0.1:1/db"],
+         "cannot open storage", secret="w0rd"),
+    # -- study names -------------------------------------------------------------------------------
+    Case("name-traversal", ["study", "create", "s.yaml", "--storage", SQLITE, "--name", "../../x"], "../../x",
+         {"s.yaml": lambda tmp: study()}),
+    Case("name-absolute", ["study", "create", "s.yaml", "--storage", SQLITE, "--name", "/tmp/x"], "/tmp/x",
+         {"s.yaml": lambda tmp: study()}),
+    Case("name-in-file-with-slash", ["study", "run", "s.yaml", "--storage", SQLITE], "a/b",
+         {"s.yaml": lambda tmp: study(name="a/b")}),
+    Case("name-with-space", ["study", "create", "s.yaml", "--storage", SQLITE], "my study",
+         {"s.yaml": lambda tmp: study(name="my study")}),
+    # -- search spaces -------------------------------------------------------------------------------
+    Case("search-space-empty", ["study", "create", "s.yaml", "--storage", SQLITE], "search_space",
+         {"s.yaml": lambda tmp: study(search_space={})}),
+    Case("search-space-missing", ["study", "create", "s.yaml", "--storage", SQLITE], "search_space",
+         {"s.yaml": lambda tmp: "\n".join(l for l in study().splitlines() if not l.startswith("search_space")) + "\n"}),
+    # -- where export and report write --------------------------------------------------------------
+    Case("export-out-under-a-file", ["study", "export", "tiny", "--storage", TDB, "--out", "afile/x"], "afile is a file",
+         {"afile": "x"}, setup=with_db),
+    Case("export-out-is-a-file", ["study", "export", "tiny", "--storage", TDB, "--out", "afile"], "afile",
+         {"afile": "x"}, setup=with_db),
+    Case("export-out-in-proc", ["study", "export", "tiny", "--storage", TDB, "--out", "/proc/sdd-opt-no/x"], "/proc",
+         setup=with_db),
+    Case("report-out-under-a-file", ["report", "tiny", "--storage", TDB, "--out", "afile/r.html"], "afile is a file",
+         {"afile": "x"}, setup=with_db),
+    Case("report-out-in-proc", ["report", "tiny", "--storage", TDB, "--out", "/proc/sdd-opt-no/r.html"], "/proc",
+         setup=with_db),
+    Case("report-out-type", ["report", "tiny", "--storage", TDB, "--out", "r.pdf"], "r.pdf", setup=with_db),
+    Case("report-missing-folder-unknown-study", ["report", "nosuch", "--storage", TDB, "--out", "new/r.html"], "nosuch",
+         setup=with_db),
+    # -- the dashboard --------------------------------------------------------------------------------
+    Case("dashboard-busy-port", ["dashboard", "--storage", TDB, "--port", "{busy}"], "--port", setup=with_db),
+]
+
+
 def _write(tmp: Path, files: dict[str, Content]) -> None:
     for rel, content in files.items():
         path = tmp / rel
@@ -190,12 +373,18 @@ def _write(tmp: Path, files: dict[str, Content]) -> None:
 
 
 def listing(root: Path) -> list[tuple[str, str]]:
-    """Every path under ``root`` with the hash of its bytes ('dir' for folders)."""
+    """Every path under ``root`` with the hash of its bytes ('dir' for folders).
+
+    SQLite's ``-wal``/``-shm`` companions are left out: they exist while a connection is open
+    and say nothing about what is stored (the database file's bytes do).
+    """
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         for d in dirnames:
             out.append((os.path.relpath(os.path.join(dirpath, d), root), "dir"))
         for f in filenames:
+            if f.endswith(("-wal", "-shm")):
+                continue
             p = os.path.join(dirpath, f)
             out.append((os.path.relpath(p, root), hashlib.sha256(Path(p).read_bytes()).hexdigest()))
     return sorted(out)
@@ -205,20 +394,34 @@ def _offline(*args, **kwargs):
     raise urllib.error.URLError("no network in tests")
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input(case, tmp_path, capsys, monkeypatch):
+def _never_serve(self, *args, **kwargs):
+    raise AssertionError("the dashboard started serving: the bad input was accepted")
+
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory):
+    return Templates(tmp_path_factory.mktemp("templates"))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])  # LATER: phase 2
+def test_bad_input(case, tmp_path, capsys, monkeypatch, templates):
     if case.skip:
         pytest.skip(case.skip)
     monkeypatch.chdir(tmp_path)
     for var in ("SDD_OPT_STORAGE", "SDD_OPT_STORAGE_PASSWORD", "SDD_OPT_ARTIFACTS"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(urllib.request, "urlopen", _offline)
+    monkeypatch.setattr(socketserver.BaseServer, "serve_forever", _never_serve)
     _write(tmp_path, case.files)
+    if case.setup:
+        case.setup(tmp_path, templates)
     if case.id == "out-unwritable":
         (tmp_path / "ro").chmod(0o500)
     before = listing(tmp_path)
 
-    code, out, err = run_cli(capsys, *case.argv)
+    capsys.readouterr()  # what making a template printed
+    argv = [a.replace("{busy}", str(busy_port())) for a in case.argv]
+    code, out, err = run_cli(capsys, *argv)
 
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2, (code, out, err)
