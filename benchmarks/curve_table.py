@@ -27,7 +27,6 @@ import csv
 import io
 import itertools
 import json
-import math
 import os
 import sys
 import time
@@ -111,24 +110,51 @@ def _work(job: tuple[dict[str, Any], str]) -> tuple[dict[str, Any], float]:
     return point, time.perf_counter() - t0
 
 
+def _head(point: dict[str, Any]) -> list[str]:
+    """The searched keys of one grid point as CSV cells ('' where a key does not apply)."""
+    return ["" if point.get(k) is None else (str(point[k]).lower() if isinstance(point[k], bool) else repr(point[k]))
+            for k in KEYS]
+
+
+def read_table(path: Path) -> dict[tuple[str, ...], list[list[str]]]:
+    """Rows of an existing table grouped by (searched keys..., seed): curves kept without their run dirs."""
+    groups: dict[tuple[str, ...], list[list[str]]] = {}
+    if not path.exists():
+        return groups
+    with path.open(newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header != [*KEYS, "seed", *LEVEL_COLUMNS]:
+            raise SystemExit(f"error: {path}: not a curve table of this grid (header {header})")
+        for row in reader:
+            groups.setdefault(tuple(row[: len(KEYS) + 1]), []).append(row)
+    return groups
+
+
+def _key(point: dict[str, Any]) -> tuple[str, ...]:
+    return (*_head(point), str(point["seed"]))
+
+
 def write_table(root: Path, points: list[dict[str, Any]], path: Path) -> int:
-    """Rewrite the CSV (atomically) from every finished run; returns the number of curves in it."""
+    """Rewrite the CSV (atomically) from every finished run, keeping curves the table already holds
+    (so a committed table resumes on a machine without the run directories); returns the curve count."""
     from sdd_opt.imp import read_curve
 
+    kept = read_table(path)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow([*KEYS, "seed", *LEVEL_COLUMNS])
     n = 0
     for point in points:
         d = run_dir(root, point)
-        if not _is_done(d):
-            continue
-        n += 1
-        head = ["" if point.get(k) is None else (str(point[k]).lower() if isinstance(point[k], bool) else repr(point[k]))
-                for k in KEYS]
-        for row in read_curve(d / "curve.csv"):
-            writer.writerow([*head, point["seed"], row["level"], f"{row['sparsity']:.6f}",
-                             *(f"{row[c]:.4f}" for c in ("train_acc", "val_acc", "test_acc")), row["epochs"]])
+        if _is_done(d):
+            n += 1
+            for row in read_curve(d / "curve.csv"):
+                writer.writerow([*_head(point), point["seed"], row["level"], f"{row['sparsity']:.6f}",
+                                 *(f"{row[c]:.4f}" for c in ("train_acc", "val_acc", "test_acc")), row["epochs"]])
+        elif _key(point) in kept:
+            n += 1
+            writer.writerows(kept[_key(point)])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(buf.getvalue())
@@ -157,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             print(command(point))
         return 0
     root = Path(args.root)
-    todo = [pt for pt in points if not _is_done(run_dir(root, pt))]
+    in_table = read_table(Path(args.out))
+    todo = [pt for pt in points if _key(pt) not in in_table and not _is_done(run_dir(root, pt))]
     if args.limit is not None:
         todo = todo[: args.limit]
     print(f"{len(points)} curves in the grid, {len(points) - len(todo)} done, computing {len(todo)} "
@@ -187,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         if pool is not None:
             pool.terminate()
     n = write_table(root, points, Path(args.out))
-    print(f"wrote {args.out}: {n} curves ({math.fsum(1 for _ in points)} in the grid)")
+    print(f"wrote {args.out}: {n} of the grid's {len(points)} curves")
     return 0
 
 

@@ -236,7 +236,8 @@ def run_study(args, workdir: Path) -> tuple[list[RunRecord], dict]:
     from optuna.trial import TrialState
 
     from sdd_opt.study.objective import Objective, remedy_of
-    from sdd_opt.study.runner import create_or_resume, enqueue_paper_trials, work
+    from sdd_opt.study.paper import enqueue_paper_trials
+    from sdd_opt.study.runner import create_or_resume, work
     from sdd_opt.study.storage import StorageSettings, open_storage
 
     overrides = [f"data.data_dir={args.data_dir}"] + args.base_set + args.study_set
@@ -286,6 +287,7 @@ def read_study(args) -> tuple[list[RunRecord], dict]:
     from sdd_opt.config import build_config
     from sdd_opt.distill import teacher_key
     from sdd_opt.study.objective import remedy_of
+    from sdd_opt.study.record import TrialRecord
     from sdd_opt.study.runner import load_stored
     from sdd_opt.study.storage import StorageSettings, open_storage
 
@@ -295,14 +297,14 @@ def read_study(args) -> tuple[list[RunRecord], dict]:
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     records, teachers, dirs, measured = [], set(), {}, 0
     for t in complete:
-        a = t.user_attrs
-        recorded = {c["seed"]: c for c in a.get("cost") or []}  # trials of sdd-opt >= session 2 record it
-        cfg0 = build_config(a["config"], source=f"trial {t.number}")
-        run_dirs = a.get("run_dirs") or []
-        for i, seed in enumerate(a.get("seeds", [cfg0.seed])):
+        rec = TrialRecord.from_trial(t)
+        recorded = {c["seed"]: c for c in rec.cost}  # trials of sdd-opt >= session 2 record it
+        cfg0 = build_config(rec.config, source=f"trial {t.number}")
+        run_dirs = rec.run_dirs
+        for i, seed in enumerate(rec.seeds or [cfg0.seed]):
             cfg = cfg0.model_copy(deep=True)
             cfg.seed = seed
-            rows = a.get(f"curve_seed{seed}") or (a.get("curve") if i == 0 else None) or []
+            rows = rec.seed_curves.get(seed) or (rec.curve if i == 0 else None) or []
             run_dir = run_dirs[i] if i < len(run_dirs) else f"trial{t.number}-seed{seed}"
             kind = "none"
             if cfg.distill.enabled:
@@ -319,11 +321,11 @@ def read_study(args) -> tuple[list[RunRecord], dict]:
                 kind, reused = recorded[seed]["teacher"], recorded[seed]["levels_reused"]
                 measured += 1
             records.append(RunRecord(
-                trial=t.number, seed=seed, remedy=a.get("remedy") or remedy_of(cfg), run_dir=run_dir,
+                trial=t.number, seed=seed, remedy=rec.remedy or remedy_of(cfg), run_dir=run_dir,
                 levels_planned=cfg.prune.n_levels + 1, level_epochs=[int(r["epochs"]) for r in rows],
                 pruned_level_epochs=pruned_level_epochs(cfg, rows), dense_epochs=cfg.train.epochs,
                 reused_levels=reused, teacher=kind, teacher_epochs=teacher_epochs(cfg),
-                stopped_early=bool(a.get("stopped_early")),
+                stopped_early=bool(rec.stopped_early),
                 level_seconds=[float(r.get("seconds", math.nan)) for r in rows]))
     states = [t.state for t in trials]
     if records and measured == len(records):

@@ -52,7 +52,7 @@ def start_dashboard(storage_url: str, artifacts: str | None):
     from socketserver import ThreadingMixIn
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-    from sdd_opt.study.dashboard import make_app
+    from sdd_opt.report.dashboard import make_app
 
     class Server(ThreadingMixIn, WSGIServer):
         daemon_threads = True

@@ -27,11 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sdd_opt.errors import UserError
 
-NOISE_KINDS = ("symmetric", "uniform", "pairflip", "asymmetric")
 # More pruning rounds than this is a typo (levels: 1000000), not an experiment: at the smallest
 # rate anyone uses (0.05) 200 levels keep 0.004 % of the weights.
 MAX_LEVELS = 200
-
 
 class _Section(BaseModel):
     # strict: no bool -> int, float -> int or str -> number coercion; allow_inf_nan: finite numbers only.

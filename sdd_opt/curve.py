@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal, Sequence
 
 CURVE_COLUMNS = ("level", "sparsity", "train_acc", "val_acc", "test_acc", "loss", "epochs", "seconds")
-PHASES = ("light", "critical", "sweet", "collapsed")
 
 
 @dataclass

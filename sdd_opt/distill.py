@@ -6,13 +6,11 @@ the T² keeps the soft-target gradients on the scale of the hard-label ones (Hin
 
 A teacher costs a whole dense training, and every trial of a study with the same data, model and
 teacher settings would train the same one. So trained teachers are cached on disk under the hash
-of their description, and written atomically so concurrent workers never read half a file.
+of their description, and written atomically (``sdd_opt.checkpoints``) so concurrent workers never read half a file.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sdd_opt.checkpoints import load_state_dict, save_atomic
 from sdd_opt.config import RunConfig, stable_hash
 from sdd_opt.errors import UserError
 
@@ -60,33 +59,6 @@ def teacher_key(cfg: RunConfig) -> str:
     return stable_hash(desc)
 
 
-def _load_state(path: Path, what: str) -> dict:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise UserError(f"{what}: no such file {path}") from None
-    except Exception as exc:  # corrupt or foreign file
-        raise UserError(f"{what}: cannot load {path} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-    if isinstance(obj, dict) and "state_dict" in obj:
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict):
-        raise UserError(f"{what}: {path} does not hold a state_dict")
-    return obj
-
-
-def save_atomic(obj: object, path: Path) -> None:
-    """torch.save through a temporary file and os.replace: readers see the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def teacher_origin(source: str) -> str:
     """Where :func:`get_teacher`'s teacher came from, in one word: trained, cached, given or none."""
     if not source:
@@ -111,18 +83,18 @@ def get_teacher(
     tcfg = cfg.distill.teacher
     model = build()
     if tcfg.checkpoint:
-        model.load_state_dict(_load_state(Path(tcfg.checkpoint), "distill.teacher.checkpoint"))
+        model.load_state_dict(load_state_dict(Path(tcfg.checkpoint), "distill.teacher.checkpoint"))
         source = f"checkpoint {tcfg.checkpoint}"
     elif tcfg.run:
         path = Path(tcfg.run) / "checkpoints" / f"level_{tcfg.level}.pt"
-        model.load_state_dict(_load_state(path, "distill.teacher.run"))
+        model.load_state_dict(load_state_dict(path, "distill.teacher.run"))
         source = f"run {tcfg.run} level {tcfg.level}"
     else:
         key = teacher_key(cfg)
         path = Path(tcfg.cache_dir) / f"teacher_{key}.pt"
         if path.exists():
             try:
-                model.load_state_dict(_load_state(path, "teacher cache"))
+                model.load_state_dict(load_state_dict(path, "teacher cache"))
                 return model.eval(), f"cached teacher {path}"
             except (UserError, RuntimeError) as exc:
                 log(f"teacher cache {path} unusable ({exc}); retraining it")

@@ -21,7 +21,6 @@ import csv
 import io
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +28,11 @@ from typing import Callable, Optional
 
 import torch
 
+from sdd_opt.checkpoints import load_checkpoint, save_atomic, write_text_atomic
 from sdd_opt.config import RunConfig, dump_config, load_config
 from sdd_opt.curve import CURVE_COLUMNS, is_collapsed, sdd_metrics
 from sdd_opt.data import load_data
-from sdd_opt.distill import get_teacher, save_atomic
+from sdd_opt.distill import get_teacher
 from sdd_opt.errors import UserError
 from sdd_opt.models import build_model
 from sdd_opt.prune import apply_masks, density_at, full_masks, magnitude_prune, measured_sparsity
@@ -88,9 +88,7 @@ def write_curve(rows: list[dict], path: Path) -> None:
     writer.writeheader()
     for r in rows:
         writer.writerow(r)
-    tmp = path.with_suffix(".csv.tmp")
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, path)
+    write_text_atomic(buf.getvalue(), path)
 
 
 def curve_metrics(rows: list[dict], cfg: RunConfig) -> dict:
@@ -103,23 +101,207 @@ def curve_metrics(rows: list[dict], cfg: RunConfig) -> dict:
     return out
 
 
-def load_checkpoint(path: Path) -> dict:
-    """Load a level checkpoint safely (``weights_only=True``); corrupt files give a UserError."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise UserError(f"checkpoint {path}: no such file") from None
-    except Exception as exc:
-        raise UserError(f"checkpoint {path}: corrupt or unreadable ({type(exc).__name__})") from None
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise UserError(f"checkpoint {path}: not an sdd-opt checkpoint (no state_dict)")
-    return ckpt
-
-
 def _set_threads(cfg: RunConfig) -> int:
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     return torch.get_num_threads()
+
+
+@dataclass
+class _Run:
+    """A run in progress: its directory, data, the model being pruned and how to build a fresh one."""
+
+    cfg: RunConfig
+    out: Path
+    device: torch.device
+    data: object
+    build: Callable[[], torch.nn.Module]
+    model: torch.nn.Module
+    masks: dict
+    rewind_step: int
+    rewind_state: Optional[dict]
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out / "checkpoints"
+
+
+def _stored_rows(cfg: RunConfig, out: Path, resume: bool) -> list[dict]:
+    """The run directory's finished levels, after checking that it may be continued with ``cfg``."""
+    rows = read_curve(out / "curve.csv") if out.exists() else []
+    if rows and not resume:
+        raise UserError(f"{out}: already holds a curve ({len(rows)} levels); pass --resume to continue it or choose another --out")
+    if rows and resume:
+        stored = load_config(out / "config.yaml")
+        if _result_description(stored) != _result_description(cfg):
+            raise UserError(f"{out}: --resume with a different config than the stored config.yaml")
+    return rows
+
+
+def _start(cfg: RunConfig, out: Path) -> _Run:
+    """Load the data, check the rewind point, build the seeded dense model and write config.yaml."""
+    threads = _set_threads(cfg)
+    device = resolve_device(cfg.train.device)
+    data = load_data(cfg.data, cfg.seed).to(device)
+    spe = steps_per_epoch(len(data.x_train), cfg.train.batch_size)
+    total_steps = spe * cfg.train.epochs
+    p = cfg.prune
+    rewind_step = 0
+    if p.retrain == "rewind":
+        rewind_step = p.rewind_to * (spe if p.rewind_unit == "epoch" else 1)
+        if rewind_step >= total_steps:
+            raise UserError(f"prune.rewind_to: {p.rewind_to} {p.rewind_unit}s is past the end of training ({total_steps} iterations)")
+
+    def build():
+        return build_model(cfg.model, data.input_shape, data.num_classes).to(device)
+
+    torch.manual_seed(cfg.seed)
+    model = build()
+    run = _Run(cfg, out, device, data, build, model, full_masks(model), rewind_step,
+               copy.deepcopy(model.state_dict()) if rewind_step == 0 else None)
+    out.mkdir(parents=True, exist_ok=True)
+    run.ckpt_dir.mkdir(exist_ok=True)
+    dump_config(cfg, out / "config.yaml", provenance=provenance(device=str(device), threads=threads))
+    return run
+
+
+def _resume(run: _Run, rows: list[dict], log: Callable[[str], None]) -> int:
+    """Load the last finished level's weights (and the rewind point); returns the next level."""
+    if not rows:
+        return 0
+    last = rows[-1]["level"]
+    state = load_checkpoint(run.ckpt_dir / f"level_{last}.pt")
+    run.model.load_state_dict(state["state_dict"])
+    run.masks = {k: v.to(run.device) for k, v in state["masks"].items()}
+    if run.cfg.prune.retrain == "rewind":
+        run.rewind_state = load_checkpoint(run.ckpt_dir / "rewind.pt")["state_dict"]
+    n_levels = run.cfg.prune.n_levels
+    log(f"resuming {run.out} at level {last + 1}/{n_levels}" if last + 1 <= n_levels
+        else f"reusing the finished run {run.out} (levels 0-{n_levels})")
+    return last + 1
+
+
+def provide_teacher(run: _Run, start_level: int, log: Callable[[str], None]) -> tuple[Optional[torch.nn.Module], str]:
+    """The dense teacher of a distillation run (given, cached or trained now), or (None, "").
+
+    A finished run needs no teacher, and never trains one.
+    """
+    cfg = run.cfg
+    if not cfg.distill.enabled or start_level > cfg.prune.n_levels:
+        return None, ""
+
+    def train_dense(tcfg: RunConfig, tmodel) -> None:
+        torch.manual_seed(tcfg.seed)
+        tmodel.load_state_dict(run.build().state_dict())
+        stats, _ = train_model(tmodel, run.data, tcfg.train, seed=tcfg.seed)
+        log(f"teacher trained: train acc {stats.train_acc:.3f} in {stats.seconds:.1f}s")
+
+    teacher, source = get_teacher(cfg, run.build, train_dense, log=log)
+    teacher.to(run.device)
+    return teacher, source
+
+
+def _prune_for(run: _Run, level: int) -> int:
+    """Prune to ``level``'s density and reset the weights the retraining starts from; returns its first step."""
+    cfg, p = run.cfg, run.cfg.prune
+    if level == 0:
+        return 0
+    run.masks = magnitude_prune(run.model, run.masks, density_at(level, p.rate), p.scope)
+    start_step = 0
+    if p.retrain == "rewind":
+        run.model.load_state_dict(run.rewind_state)
+        start_step = run.rewind_step
+    elif p.retrain == "scratch":
+        torch.manual_seed(cfg.seed + 7919 * level)
+        run.model.load_state_dict(run.build().state_dict())
+    apply_masks(run.model, run.masks)
+    return start_step
+
+
+def _train_level(run: _Run, level: int, teacher, precision, on_epoch, keep_checkpoints: str) -> dict:
+    """Prune, retrain and evaluate one level, and checkpoint it; returns its curve row."""
+    cfg, data = run.cfg, run.data
+    start_step = _prune_for(run, level)
+    t0 = time.perf_counter()
+    stats, snapshot = train_model(
+        run.model, data, cfg.train, seed=cfg.seed, masks=run.masks if level > 0 else None,
+        start_step=start_step, teacher=teacher, distill=cfg.distill,
+        snapshot_step=run.rewind_step if (level == 0 and run.rewind_step > 0) else None, on_epoch=on_epoch,
+    )
+    if level == 0 and cfg.prune.retrain == "rewind":
+        if snapshot is not None:
+            run.rewind_state = snapshot
+        save_atomic({"state_dict": {k: v.cpu() for k, v in run.rewind_state.items()}, "step": run.rewind_step},
+                    run.ckpt_dir / "rewind.pt")
+    val_acc, _ = evaluate(run.model, data.x_val, data.y_val, cfg.train.eval_batch_size, precision)
+    test_acc, _ = evaluate(run.model, data.x_test, data.y_test, cfg.train.eval_batch_size, precision)
+    row = {
+        "level": level, "sparsity": measured_sparsity(run.model), "train_acc": stats.train_acc,
+        "val_acc": val_acc, "test_acc": test_acc, "loss": stats.loss, "epochs": stats.epochs,
+        "seconds": time.perf_counter() - t0,
+    }
+    save_atomic({"state_dict": {k: v.detach().cpu() for k, v in run.model.state_dict().items()},
+                 "masks": {k: v.cpu() for k, v in run.masks.items()}, "level": level,
+                 "sparsity": row["sparsity"]}, run.ckpt_dir / f"level_{level}.pt")
+    if keep_checkpoints == "last" and level > 0:
+        (run.ckpt_dir / f"level_{level - 1}.pt").unlink(missing_ok=True)
+    return row
+
+
+def _level_loop(run: _Run, rows: list[dict], start_level: int, teacher, *, on_level: Optional[LevelCallback],
+                keep_checkpoints: str, progress: bool, log: Callable[[str], None]) -> tuple[bool, str]:
+    """Train levels ``start_level``.. (appending to ``rows`` and curve.csv); returns (stopped early, why)."""
+    from tqdm.auto import tqdm
+
+    cfg, p = run.cfg, run.cfg.prune
+    n_levels = p.n_levels
+    precision = autocast_dtype(cfg.train.precision, run.device)
+    bar = tqdm(total=(n_levels + 1) * cfg.train.epochs, initial=start_level * cfg.train.epochs,
+               desc="levels", unit="ep", disable=not progress, leave=False, dynamic_ncols=True)
+    try:
+        for level in range(start_level, n_levels + 1):
+            bar.set_description(f"level {level}/{n_levels}")
+            done_before = bar.n
+
+            def on_epoch(epoch: int, epochs: int) -> None:
+                bar.n = done_before + epoch
+                bar.refresh()
+
+            row = _train_level(run, level, teacher, precision, on_epoch, keep_checkpoints)
+            rows.append(row)
+            write_curve(rows, run.out / "curve.csv")
+            msg = (f"level {level:>2}/{n_levels}  sparsity {row['sparsity']:.4f}  train {row['train_acc']:.3f}  "
+                   f"val {row['val_acc']:.3f}  test {row['test_acc']:.3f}  ({row['seconds']:.1f}s)")
+            tqdm.write(msg) if progress else log(msg)
+            if on_level:
+                on_level(row)
+            if p.stop_below is not None and is_collapsed(row["val_acc"], p.stop_below) and level < n_levels:
+                reason = f"validation accuracy {row['val_acc']:.3f} below stop_below {p.stop_below} at level {level}"
+                log(f"collapse early stop: {reason}; skipping {n_levels - level} level(s)")
+                return True, reason
+    finally:
+        bar.close()
+    return False, ""
+
+
+def _finish(run: _Run, rows: list[dict], stopped: bool, reason: str, teacher_src: str,
+            log: Callable[[str], None]) -> RunResult:
+    """Write metrics.json and curve.png."""
+    cfg, out = run.cfg, run.out
+    metrics = curve_metrics(rows, cfg)
+    teacher_used = teacher_src
+    if not teacher_used and cfg.distill.enabled and (out / "metrics.json").exists():  # reused: keep the record
+        teacher_used = json.loads((out / "metrics.json").read_text()).get("teacher", "")
+    summary = {"metrics": metrics, "stopped_early": stopped, "stop_reason": reason, "teacher": teacher_used,
+               "levels_planned": cfg.prune.n_levels + 1, "levels_done": len(rows), "noise": run.data.noise_info}
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+    try:
+        from sdd_opt.plots import plot_curve
+
+        plot_curve(rows, metrics.get("test"), out / "curve.png", title=f"{cfg.data.name} / {cfg.model.name}")
+    except Exception as exc:  # a figure must never cost the run
+        log(f"warning: could not draw curve.png ({exc})")
+    return RunResult(out, rows, metrics, stopped, reason, teacher_src)
 
 
 def run_curve(
@@ -133,144 +315,17 @@ def run_curve(
     log: Callable[[str], None] = print,
 ) -> RunResult:
     """Train ``cfg`` through every pruning level, writing the run directory ``out_dir``."""
-    from tqdm.auto import tqdm
-
     out = Path(out_dir)
-    ckpt_dir = out / "checkpoints"
-    curve_path = out / "curve.csv"
-    rows = read_curve(curve_path) if out.exists() else []
-    if rows and not resume:
-        raise UserError(f"{out}: already holds a curve ({len(rows)} levels); pass --resume to continue it or choose another --out")
-    if rows and resume:
-        stored = load_config(out / "config.yaml")
-        if _result_description(stored) != _result_description(cfg):
-            raise UserError(f"{out}: --resume with a different config than the stored config.yaml")
-
-    threads = _set_threads(cfg)
-    device = resolve_device(cfg.train.device)
-    data = load_data(cfg.data, cfg.seed).to(device)
-    spe = steps_per_epoch(len(data.x_train), cfg.train.batch_size)
-    total_steps = spe * cfg.train.epochs
+    rows = _stored_rows(cfg, out, resume)
+    run = _start(cfg, out)
+    start_level = _resume(run, rows, log)
     p = cfg.prune
-    rewind_step = 0
-    if p.retrain == "rewind":
-        rewind_step = p.rewind_to * (spe if p.rewind_unit == "epoch" else 1)
-        if rewind_step >= total_steps:
-            raise UserError(f"prune.rewind_to: {p.rewind_to} {p.rewind_unit}s is past the end of training ({total_steps} iterations)")
-    n_levels = p.n_levels
-
-    def build():
-        return build_model(cfg.model, data.input_shape, data.num_classes).to(device)
-
-    torch.manual_seed(cfg.seed)
-    model = build()
-    masks = full_masks(model)
-    rewind_state = copy.deepcopy(model.state_dict()) if rewind_step == 0 else None
-
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_dir.mkdir(exist_ok=True)
-    prov = provenance(device=str(device), threads=threads)
-    dump_config(cfg, out / "config.yaml", provenance=prov)
-
-    start_level = 0
-    if rows:
-        last = rows[-1]["level"]
-        state = load_checkpoint(ckpt_dir / f"level_{last}.pt")
-        model.load_state_dict(state["state_dict"])
-        masks = {k: v.to(device) for k, v in state["masks"].items()}
-        if p.retrain == "rewind":
-            rewind_state = load_checkpoint(ckpt_dir / "rewind.pt")["state_dict"]
-        start_level = last + 1
-        log(f"resuming {out} at level {start_level}/{n_levels}" if start_level <= n_levels
-            else f"reusing the finished run {out} (levels 0-{n_levels})")
-
     stopped, reason = False, ""
     if rows and p.stop_below is not None and is_collapsed(rows[-1]["val_acc"], p.stop_below):
         stopped, reason = True, f"validation accuracy {rows[-1]['val_acc']:.3f} below stop_below {p.stop_below}"
-        start_level = n_levels + 1
-
-    teacher, teacher_src = None, ""
-    if cfg.distill.enabled and start_level <= n_levels:  # a finished run needs no teacher (and never trains one)
-        def train_dense(tcfg: RunConfig, tmodel) -> None:
-            torch.manual_seed(tcfg.seed)
-            tmodel.load_state_dict(build().state_dict())
-            stats, _ = train_model(tmodel, data, tcfg.train, seed=tcfg.seed)
-            log(f"teacher trained: train acc {stats.train_acc:.3f} in {stats.seconds:.1f}s")
-        teacher, teacher_src = get_teacher(cfg, build, train_dense, log=log)
-        teacher.to(device)
-
-    precision = autocast_dtype(cfg.train.precision, device)
-
-    bar = tqdm(total=(n_levels + 1) * cfg.train.epochs, initial=start_level * cfg.train.epochs,
-               desc="levels", unit="ep", disable=not progress, leave=False, dynamic_ncols=True)
-    try:
-        for level in range(start_level, n_levels + 1):
-            start_step = 0
-            if level > 0:
-                masks = magnitude_prune(model, masks, density_at(level, p.rate), p.scope)
-                if p.retrain == "rewind":
-                    model.load_state_dict(rewind_state)
-                    start_step = rewind_step
-                elif p.retrain == "scratch":
-                    torch.manual_seed(cfg.seed + 7919 * level)
-                    model.load_state_dict(build().state_dict())
-                apply_masks(model, masks)
-            bar.set_description(f"level {level}/{n_levels}")
-            done_before = bar.n
-
-            def on_epoch(epoch: int, epochs: int) -> None:
-                bar.n = done_before + epoch
-                bar.refresh()
-
-            t0 = time.perf_counter()
-            stats, snapshot = train_model(
-                model, data, cfg.train, seed=cfg.seed, masks=masks if level > 0 else None,
-                start_step=start_step, teacher=teacher, distill=cfg.distill,
-                snapshot_step=rewind_step if (level == 0 and rewind_step > 0) else None, on_epoch=on_epoch,
-            )
-            if level == 0 and p.retrain == "rewind":
-                if snapshot is not None:
-                    rewind_state = snapshot
-                save_atomic({"state_dict": {k: v.cpu() for k, v in rewind_state.items()}, "step": rewind_step},
-                            ckpt_dir / "rewind.pt")
-            val_acc, _ = evaluate(model, data.x_val, data.y_val, cfg.train.eval_batch_size, precision)
-            test_acc, _ = evaluate(model, data.x_test, data.y_test, cfg.train.eval_batch_size, precision)
-            row = {
-                "level": level, "sparsity": measured_sparsity(model), "train_acc": stats.train_acc,
-                "val_acc": val_acc, "test_acc": test_acc, "loss": stats.loss, "epochs": stats.epochs,
-                "seconds": time.perf_counter() - t0,
-            }
-            save_atomic({"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                         "masks": {k: v.cpu() for k, v in masks.items()}, "level": level,
-                         "sparsity": row["sparsity"]}, ckpt_dir / f"level_{level}.pt")
-            if keep_checkpoints == "last" and level > 0:
-                (ckpt_dir / f"level_{level - 1}.pt").unlink(missing_ok=True)
-            rows.append(row)
-            write_curve(rows, curve_path)
-            msg = (f"level {level:>2}/{n_levels}  sparsity {row['sparsity']:.4f}  train {row['train_acc']:.3f}  "
-                   f"val {val_acc:.3f}  test {test_acc:.3f}  ({row['seconds']:.1f}s)")
-            tqdm.write(msg) if progress else log(msg)
-            if on_level:
-                on_level(row)
-            if p.stop_below is not None and is_collapsed(val_acc, p.stop_below) and level < n_levels:
-                stopped = True
-                reason = f"validation accuracy {val_acc:.3f} below stop_below {p.stop_below} at level {level}"
-                log(f"collapse early stop: {reason}; skipping {n_levels - level} level(s)")
-                break
-    finally:
-        bar.close()
-
-    metrics = curve_metrics(rows, cfg)
-    teacher_used = teacher_src
-    if not teacher_used and cfg.distill.enabled and (out / "metrics.json").exists():  # reused: keep the record
-        teacher_used = json.loads((out / "metrics.json").read_text()).get("teacher", "")
-    summary = {"metrics": metrics, "stopped_early": stopped, "stop_reason": reason, "teacher": teacher_used,
-               "levels_planned": n_levels + 1, "levels_done": len(rows), "noise": data.noise_info}
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
-    try:
-        from sdd_opt.plots import plot_curve
-
-        plot_curve(rows, metrics.get("test"), out / "curve.png", title=f"{cfg.data.name} / {cfg.model.name}")
-    except Exception as exc:  # a figure must never cost the run
-        log(f"warning: could not draw curve.png ({exc})")
-    return RunResult(out, rows, metrics, stopped, reason, teacher_src)
+        start_level = p.n_levels + 1
+    teacher, teacher_src = provide_teacher(run, start_level, log)
+    if start_level <= p.n_levels:
+        stopped, reason = _level_loop(run, rows, start_level, teacher, on_level=on_level,
+                                      keep_checkpoints=keep_checkpoints, progress=progress, log=log)
+    return _finish(run, rows, stopped, reason, teacher_src, log)

@@ -39,9 +39,6 @@ def remaining_percent(sparsity: Iterable[float]) -> list[float]:
     return [max(1.0 - float(s), 1e-6) * 100.0 for s in sparsity]
 
 
-_remaining = remaining_percent  # older name
-
-
 def _fmt_pct(v: float) -> str:
     return f"{v:g}%"
 

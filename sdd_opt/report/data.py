@@ -9,57 +9,39 @@ from typing import Any, Iterable, Optional
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from sdd_opt.study.params import decode
+from sdd_opt.study.record import TrialRecord, constraint_values, is_feasible
 from sdd_opt.study.spec import StudySpec
 
-SDD_HOVER_KEYS = ("sdd_gap", "dense_acc", "dip_acc", "peak_acc", "sdd_present")
+SDD_HOVER_KEYS = ("sdd_gap", "dense_acc", "dip_acc", "peak_acc", "sdd_present")  # SDD_FLAT_KEYS, hover order
 
 
 def complete(study: optuna.Study) -> list[FrozenTrial]:
     return sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number)
 
 
-def is_feasible(t: FrozenTrial) -> bool:
-    """Optuna's convention: feasible when every constraint value is ≤ 0."""
-    return all(c <= 0 for c in constraint_values(t))
-
-
-def constraint_values(t: FrozenTrial) -> list[float]:
-    """The trial's constraint values: its ``constraints`` user attr, else Optuna's own record."""
-    cons = t.user_attrs.get("constraints")
-    if cons is not None:
-        return list(cons)
-    try:
-        named = t.constraints  # Optuna 5: system attrs "constraints:<name>"
-    except Exception:
-        named = None
-    if named:
-        return list(named.values())
-    legacy = t.system_attrs.get("constraints")
-    return list(legacy) if isinstance(legacy, (list, tuple)) else []
-
-
 def trial_l2(t: FrozenTrial) -> float:
     """The student's l2 weight (weight decay) of a trial, from its resolved config, else its params."""
-    cfg = t.user_attrs.get("config") or {}
+    cfg = TrialRecord.from_trial(t).config or {}
     wd = (cfg.get("train") or {}).get("weight_decay") if isinstance(cfg, dict) else None
     if wd is None:
-        wd = 0.0 if t.params.get("train.weight_decay.off") else t.params.get("train.weight_decay", 0.0)
+        wd = decode(t.params, "train.weight_decay", 0.0)
     return float(wd or 0.0)
 
 
 def remedy(t: FrozenTrial) -> str:
-    return t.user_attrs.get("remedy") or "none"
+    return TrialRecord.from_trial(t).remedy or "none"
 
 
 def curve_items(trials: Iterable[FrozenTrial]) -> list[dict]:
     """Items for :func:`sdd_opt.plots.plot_curves` (trials without a stored curve are skipped)."""
     out = []
     for t in trials:
-        rows = t.user_attrs.get("curve")
-        if not rows:
+        rec = TrialRecord.from_trial(t)
+        if not rec.curve:
             continue
-        out.append({"rows": rows, "remedy": remedy(t), "l2": trial_l2(t), "number": t.number,
-                    "label": f"trial {t.number}", "selected_level": t.user_attrs.get("selected_level")})
+        out.append({"rows": rec.curve, "remedy": rec.remedy or "none", "l2": trial_l2(t), "number": t.number,
+                    "label": f"trial {t.number}", "selected_level": rec.selected_level})
     return out
 
 
@@ -83,31 +65,30 @@ def constraint_text(t: FrozenTrial, spec: Optional[StudySpec]) -> str:
     for c, v in zip(spec.file.constraints, cons):
         if v > 0:
             bound = f"> max {c.max:g}" if c.max is not None else f"< min {c.min:g}"
-            parts.append(f"{c.metric} {fmt(t.user_attrs.get(c.metric, float('nan')))} {bound}")
+            parts.append(f"{c.metric} {fmt(TrialRecord.from_trial(t).metric(c.metric, float('nan')))} {bound}")
     return "; ".join(parts)
 
 
 def hover_text(t: FrozenTrial, spec: Optional[StudySpec] = None, level: Optional[int] = None) -> str:
     """Plotly hover (HTML): trial, remedy, objectives, SDD metrics, feasibility and parameters."""
-    a = t.user_attrs
+    rec = TrialRecord.from_trial(t)
     esc = html.escape
     feasible = is_feasible(t)
     lines = [f"<b>trial {t.number}</b> · {esc(remedy(t))}" + ("" if feasible else " · <b>INFEASIBLE</b>")]
     if not feasible:
         lines.append(f"violates: {esc(constraint_text(t, spec))}")
     if level is not None:
-        rows = a.get("curve") or []
+        rows = rec.curve
         if 0 <= level < len(rows):
             r = rows[level]
             lines.append(f"level {level}: val {fmt(r.get('val_acc'))}, test {fmt(r.get('test_acc'))}, "
                          f"sparsity {fmt(r.get('sparsity'))}")
     if spec is not None and t.values is not None:
         lines.append(", ".join(f"{esc(m)} {fmt(v)}" for m, v in zip(spec.metric_names, t.values)))
-    sel = a.get("selected_level")
-    if sel is not None:
-        lines.append(f"selected level {sel}, test acc {fmt(a.get('test_acc'))}")
-    if "sdd_gap" in a:
-        lines.append("SDD (val): " + ", ".join(f"{k.replace('_acc', '')} {fmt(a.get(k))}" for k in SDD_HOVER_KEYS))
+    if rec.selected_level is not None:
+        lines.append(f"selected level {rec.selected_level}, test acc {fmt(rec.test_acc)}")
+    if "sdd_gap" in rec.sdd:
+        lines.append("SDD (val): " + ", ".join(f"{k.replace('_acc', '')} {fmt(rec.sdd.get(k))}" for k in SDD_HOVER_KEYS))
     if t.params:
         lines.append("<i>params</i>")
         lines += [f"  {esc(k)} = {esc(fmt(v))}" for k, v in t.params.items()]

@@ -17,7 +17,8 @@ from optuna.trial import FrozenTrial
 
 from sdd_opt.plots import (METRIC_LABELS, REMEDIES, REMEDY_LABELS, l2_range, log_ticks, percent_ticks,
                            remaining_percent, remedy_color)
-from sdd_opt.report.data import complete, fmt, hover_text, is_feasible, remedy, trial_l2
+from sdd_opt.report.data import complete, fmt, hover_text, remedy, trial_l2
+from sdd_opt.study.record import TrialRecord, is_feasible
 from sdd_opt.study.spec import StudySpec
 
 TICKS = [100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001]  # no data: the papers' ticks
@@ -125,14 +126,14 @@ def levels_figure(study: optuna.Study, spec: StudySpec, front=None,
     fig = go.Figure()
     for rem in REMEDIES:
         pts = [(t, i, r) for t in trials if remedy(t) == rem and is_feasible(t)
-               for i, r in enumerate(t.user_attrs.get("curve") or [])]
+               for i, r in enumerate(TrialRecord.from_trial(t).curve)]
         if pts:
             fig.add_trace(go.Scatter(
                 x=remaining_percent(r["sparsity"] for _, _, r in pts), y=[r["val_acc"] for _, _, r in pts],
                 mode="markers", name=f"{REMEDY_LABELS[rem]} (every level)", legendgroup=rem,
                 text=[_short_hover(t, r, i) for t, i, r in pts], hovertemplate=_HOVER,
                 marker={"size": 6, "opacity": 0.45, "color": [remedy_color(rem, trial_l2(t), span) for t, _, _ in pts]}))
-    bad = [(t, i, r) for t in trials if not is_feasible(t) for i, r in enumerate(t.user_attrs.get("curve") or [])]
+    bad = [(t, i, r) for t in trials if not is_feasible(t) for i, r in enumerate(TrialRecord.from_trial(t).curve)]
     if bad:
         fig.add_trace(go.Scatter(
             x=remaining_percent(r["sparsity"] for _, _, r in bad), y=[r["val_acc"] for _, _, r in bad],
@@ -145,13 +146,13 @@ def levels_figure(study: optuna.Study, spec: StudySpec, front=None,
         texts = []
         for _, row in df.iterrows():
             t = by_number.get(int(row["trial"]))
-            texts.append(_short_hover(t, t.user_attrs["curve"][int(row["level"])], int(row["level"])) if t else "")
+            texts.append(_short_hover(t, TrialRecord.from_trial(t).curve[int(row["level"])], int(row["level"])) if t else "")
         fig.add_trace(go.Scatter(
             x=remaining_percent(df["sparsity"]), y=list(df["val_acc"]), mode="lines+markers",
             name="front over all levels", text=texts, hovertemplate=_HOVER,
             line={"color": FRONT_LINE, "width": 2, "shape": "hv"},
             marker={"size": 11, "symbol": "diamond", "color": "gold", "line": {"color": "black", "width": 1}}))
-    xs = [r["sparsity"] for t in trials for r in (t.user_attrs.get("curve") or [])]
+    xs = [r["sparsity"] for t in trials for r in TrialRecord.from_trial(t).curve]
     return _layout(fig, title, xaxis=remaining_axis(remaining_percent(xs)), yaxis={"title": {"text": "validation accuracy"}})
 
 
@@ -164,7 +165,7 @@ def curves_figure(study: optuna.Study, spec: Optional[StudySpec] = None,
     span = l2_range(trial_l2(t) for t in trials)
     fig = go.Figure()
     owners: list = []
-    present = {remedy(t) for t in trials if t.user_attrs.get("curve")}
+    present = {remedy(t) for t in trials if TrialRecord.from_trial(t).curve}
     for rem in (r for r in REMEDIES if r in present):  # one solid legend entry per remedy
         mid = math.sqrt(span[0] * span[1]) if rem != "none" else 0.0
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=REMEDY_LABELS.get(rem, rem), legendgroup=rem,
@@ -172,7 +173,7 @@ def curves_figure(study: optuna.Study, spec: Optional[StudySpec] = None,
         owners.append(None)
     for k, metric in enumerate(metrics):
         for t in sorted(trials, key=lambda t: t.number in front):
-            rows = t.user_attrs.get("curve") or []
+            rows = TrialRecord.from_trial(t).curve
             ys = [r.get(metric) for r in rows]
             if not rows or not any(isinstance(y, (int, float)) and not math.isnan(y) for y in ys):
                 continue
@@ -182,7 +183,7 @@ def curves_figure(study: optuna.Study, spec: Optional[StudySpec] = None,
             texts = [f"<b>trial {t.number}</b> · {rem} · ℓ2 {fmt(l2)}" + (" · Pareto front" if on_front else "")
                      + ("" if is_feasible(t) else " · infeasible")
                      + f"<br>level {i}: {metric} {fmt(y)}, sparsity {fmt(r['sparsity'])}"
-                     f"<br>SDD gap (val) {fmt(t.user_attrs.get('sdd_gap'))}" for i, (r, y) in enumerate(zip(rows, ys))]
+                     f"<br>SDD gap (val) {fmt(TrialRecord.from_trial(t).metric('sdd_gap'))}" for i, (r, y) in enumerate(zip(rows, ys))]
             fig.add_trace(go.Scatter(
                 x=remaining_percent(r["sparsity"] for r in rows), y=ys, mode="lines+markers",
                 name=f"trial {t.number}", legendgroup=rem, showlegend=False,
@@ -206,7 +207,7 @@ def curves_figure(study: optuna.Study, spec: Optional[StudySpec] = None,
                                         "font": {"size": 11}}])
     if not trials:
         fig.add_annotation(text="no complete trial yet", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
-    xs = [r["sparsity"] for t in trials for r in (t.user_attrs.get("curve") or [])]
+    xs = [r["sparsity"] for t in trials for r in TrialRecord.from_trial(t).curve]
     return _layout(fig, title, height=500, xaxis=remaining_axis(remaining_percent(xs)),
                    yaxis={"title": {"text": METRIC_LABELS.get(metrics[0], metrics[0])}})
 
@@ -286,7 +287,7 @@ def importance_figure(imps: dict[str, dict[str, float]], title: str = "") -> Opt
 
 def sdd_gap_figure(study: optuna.Study, spec: StudySpec, title: str = "SDD gap vs ℓ2 weight") -> go.Figure:
     """Does the remedy remove the double descent? Validation SDD gap against the l2 weight (0 at the left)."""
-    trials = [t for t in complete(study) if "sdd_gap" in t.user_attrs]
+    trials = [t for t in complete(study) if "sdd_gap" in TrialRecord.from_trial(t).sdd]
     span = l2_range(trial_l2(t) for t in trials)
     zero_x = math.log10(span[0]) - 0.5
     fig = go.Figure()
@@ -296,7 +297,7 @@ def sdd_gap_figure(study: optuna.Study, spec: StudySpec, title: str = "SDD gap v
             continue
         fig.add_trace(go.Scatter(
             x=[math.log10(trial_l2(t)) if trial_l2(t) > 0 else zero_x for t in group],
-            y=[t.user_attrs["sdd_gap"] for t in group], mode="markers", name=REMEDY_LABELS[rem],
+            y=[TrialRecord.from_trial(t).metric("sdd_gap") for t in group], mode="markers", name=REMEDY_LABELS[rem],
             text=[hover_text(t, spec) for t in group], hovertemplate=_HOVER,
             marker={"size": 10, "color": [remedy_color(rem, trial_l2(t), span) for t in group],
                     "symbol": ["circle" if is_feasible(t) else "x" for t in group], "line": {"color": "white", "width": 0.5}}))

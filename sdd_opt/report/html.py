@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
-import io
 import json
 import math
 import tempfile
@@ -32,7 +31,8 @@ import optuna
 from optuna.trial import TrialState
 
 from sdd_opt.report import figures as F
-from sdd_opt.report.data import complete, curve_items, fmt, is_feasible, remedy, trial_l2
+from sdd_opt.report.data import complete, curve_items, fmt, remedy, trial_l2
+from sdd_opt.study.record import TrialRecord, is_feasible
 from sdd_opt.study.spec import StudySpec
 
 PLOT_CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions": {"format": "png", "scale": 2}}
@@ -184,7 +184,7 @@ def _settings(study: optuna.Study, spec: StudySpec, storage_url: str) -> str:
              f'<th class="l">only when</th></tr></thead><tbody>{"".join(space_rows)}</tbody></table>')
     repro = "\n".join(reproduce_commands(spec, storage_url))
     done = complete(study)
-    versions = done[0].user_attrs.get("versions") if done else None
+    versions = (TrialRecord.from_trial(done[0]).versions or None) if done else None
     base = json.dumps(spec.base.describe(), indent=1)
     return (f'<section id="settings"><h2>Study settings</h2>{_kv(rows)}'
             f'<h3>Search space</h3>{space or "<p class=note>(nothing searched: the base config only)</p>"}'
@@ -199,16 +199,16 @@ def _trials_table(study: optuna.Study, spec: StudySpec):
 
     rows = []
     for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-        a = t.user_attrs
-        row = {"trial": t.number, "state": t.state.name.lower(), "remedy": a.get("remedy")}
+        a = TrialRecord.from_trial(t)
+        row = {"trial": t.number, "state": t.state.name.lower(), "remedy": a.remedy}
         for i, m in enumerate(spec.metric_names):
             row[m] = t.values[i] if t.values is not None and i < len(t.values) else None
-        row.update({"level": a.get("selected_level"), "test_acc": a.get("test_acc"), "sdd_gap": a.get("sdd_gap"),
-                    "sdd_present": a.get("sdd_present"),
+        row.update({"level": a.selected_level, "test_acc": a.test_acc, "sdd_gap": a.metric("sdd_gap"),
+                    "sdd_present": a.metric("sdd_present"),
                     "feasible": is_feasible(t) if t.state == TrialState.COMPLETE else None,
-                    "l2": trial_l2(t), "epochs": a.get("epochs_spent"),
+                    "l2": trial_l2(t), "epochs": a.epochs_spent,
                     "minutes": (t.duration.total_seconds() / 60.0) if t.duration else None,
-                    "note": a.get("fail_reason") or a.get("stop_reason") or ""})
+                    "note": a.fail_reason or a.stop_reason or ""})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -221,10 +221,11 @@ def _trial_figures(study: optuna.Study, numbers: list[int], limit: int) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         for n in numbers[:limit]:
             t = by_number.get(n)
-            if t is None or not t.user_attrs.get("curve"):
+            rec = TrialRecord.from_trial(t) if t is not None else None
+            if rec is None or not rec.curve:
                 continue
-            path = plot_curve(t.user_attrs["curve"], t.user_attrs.get("sdd_test"), Path(tmp) / f"t{n}.png",
-                              title=f"trial {n}: {remedy(t)}", selected_level=t.user_attrs.get("selected_level"))
+            path = plot_curve(rec.curve, rec.sdd_test, Path(tmp) / f"t{n}.png",
+                              title=f"trial {n}: {remedy(t)}", selected_level=rec.selected_level)
             params = ", ".join(f"{k}={fmt(v)}" for k, v in t.params.items())
             figs.append(f'<figure id="trial-curve-{n}"><img alt="curve of trial {n}" src="{_png(path)}">'
                         f"<figcaption>trial {n} · {_e(params)}</figcaption></figure>")
@@ -232,13 +233,100 @@ def _trial_figures(study: optuna.Study, numbers: list[int], limit: int) -> str:
     return f'<div class="grid">{"".join(figs)}</div>{more}'
 
 
+def _front_sections(study: optuna.Study, spec: StudySpec, front, lvl) -> list[str]:
+    """The Pareto front of the selected points, and the front over all levels (plots and tables)."""
+    parts = []
+    caption = ("Each trial at its selected level (rule "
+               f"'{spec.file.select.rule}'). Stars: Pareto-optimal trials; colour: remedy (darker = more ℓ2); "
+               "grey crosses: infeasible trials. Hover for SDD metrics and parameters.")
+    parts.append(f'<section id="pareto"><h2>Pareto front — selected points</h2><p class="note">{_e(caption)}</p>'
+                 f'<div class="plot">{_plot(F.pareto_figure(study, spec), "plot-pareto")}</div>'
+                 f'<h3>Front table</h3><p class="note">The rows of <code>sdd-opt study pareto {_e(spec.name)}</code>: '
+                 f"objectives, selected level, SDD metrics of the validation curve, parameters.</p>"
+                 f"{table_html(front, 'front-table')}</section>")
+    parts.append(f'<section id="levels"><h2>Pareto front — all levels of all trials</h2>'
+                 f'<p class="note">Every pruning level of every feasible trial is a candidate model; the front over '
+                 f"them says which (configuration, number of levels) gives the best validation accuracy at each "
+                 f"sparsity. <code>sdd-opt study pareto {_e(spec.name)} --levels</code>, "
+                 f"<code>sdd-opt study export {_e(spec.name)} --levels</code>.</p>"
+                 f'<div class="plot">{_plot(F.levels_figure(study, spec, lvl), "plot-levels")}</div>'
+                 f"<details><summary>table ({len(lvl)} points)</summary>{table_html(lvl, 'levels-table', feasible_col=None)}"
+                 f"</details></section>")
+    return parts
+
+
+def _curves_section(study: optuna.Study, spec: StudySpec, done, front_numbers: list[int]) -> str:
+    """All curves overlaid (interactive, and the paper-style PNG) and the SDD gap by remedy."""
+    from sdd_opt.plots import plot_curves
+
+    items = curve_items(done)
+    with tempfile.TemporaryDirectory() as tmp:
+        png = ""
+        if items:
+            path = plot_curves(items, Path(tmp) / "curves.png", metrics=("test_acc", "train_acc"),
+                               title=f"{spec.name}: {len(items)} curves", highlight=front_numbers)
+            png = (f'<h3>Paper-style figure</h3><img id="img-curves" alt="all curves" style="max-width:100%" '
+                   f'src="{_png(path)}"><p class="note">The same with <code>sdd-opt study curves {_e(spec.name)} '
+                   f"--out curves.png</code>; thick lines: Pareto-optimal trials.</p>")
+    return (f'<section id="curves"><h2>Accuracy vs sparsity — all curves</h2>'
+            f'<p class="note">Grey: no remedy; blues: ℓ2; oranges: distillation; darker = larger ℓ2 weight; '
+            f"thick: Pareto-optimal trials; dotted: infeasible. The buttons switch between test, validation and "
+            f"train (noisy-label) accuracy.</p>"
+            f'<div class="plot">{_plot(F.curves_figure(study, spec), "plot-curves")}</div>{png}'
+            f'<h3>Does the remedy remove the double descent?</h3>'
+            f'<div class="plot">{_plot(F.sdd_gap_figure(study, spec), "plot-sdd-gap")}</div></section>')
+
+
+def _importance_section(study: optuna.Study, spec: StudySpec) -> str:
+    """How much each parameter explains of each objective, over the complete trials."""
+    imps, notes = F.importances(study, spec)
+    fig = F.importance_figure(imps)
+    note_html = "".join(f'<p class="note">{_e(m)}: {_e(n)}</p>' for m, n in notes.items())
+    body = _plot(fig, "plot-importance") if fig is not None else ""
+    return (f'<section id="importance"><h2>Parameter importances per objective</h2>'
+            f'<p class="note">{_e(F.importance_method())} over the complete trials, on the parameters every '
+            f"complete trial has (conditional ones, e.g. distillation's alpha, are left out); the importances "
+            f"of one objective sum to 1.</p>{body}{note_html}</section>")
+
+
+def _hypervolume_section(hist) -> str:
+    """How the search progressed: hypervolume after each complete trial."""
+    fig = F.hypervolume_figure(hist)
+    body = _plot(fig, "plot-hypervolume") if fig is not None else \
+        '<p class="note">Hypervolume needs val_acc and sparsity among the objectives and a complete trial.</p>'
+    return (f'<section id="hypervolume"><h2>Hypervolume over trials</h2>'
+            f'<p class="note">Area dominated by the feasible selected points in (validation accuracy, sparsity), '
+            f"reference point (0, 0), after each complete trial.</p>{body}</section>")
+
+
+def _page(spec: StudySpec, now: _dt.datetime, kpi_html: str, parts: list[str], front) -> str:
+    """The HTML document around the sections: head with plotly.js and CSS, navigation, summary."""
+    from plotly.offline import get_plotlyjs
+
+    nav = "".join(f'<a href="#{i}">{_e(t)}</a>' for i, t in (
+        ("settings", "Settings"), ("pareto", "Pareto front"), ("levels", "All-levels front"), ("curves", "Curves"),
+        ("importance", "Importances"), ("hypervolume", "Hypervolume"), ("trials", "Trials"),
+        ("trial-curves", "Front curves")))
+    front_json = (front.to_json(orient="records") if len(front) else "[]").replace("</", "<\\/")
+    sdd_version = _version()
+
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{_e(spec.name)} — sdd-opt report</title>"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<style>{CSS}</style><script>{get_plotlyjs()}</script></head><body>"
+        f"<header><h1>{_e(spec.name)}</h1><div class=\"sub\">sdd-opt {_e(sdd_version)} report · "
+        f"{_e(now.strftime('%Y-%m-%d %H:%M'))} · {_e(spec.file.description)}</div></header>"
+        f"<nav>{nav}</nav><main><section id=\"summary\">{kpi_html}</section>{''.join(parts)}</main>"
+        f'<script type="application/json" id="front-data">{front_json}</script>'
+        f"<script>{SORT_JS}</script></body></html>\n")
+
+
 def build_report(study: optuna.Study, spec: StudySpec, storage_url: str = "", *, trial_figures: bool = True,
                  max_trial_figures: int = 30, now: Optional[_dt.datetime] = None) -> str:
     """The whole report as one HTML string (see the module docstring for its sections)."""
     import pandas as pd
-    from plotly.offline import get_plotlyjs
 
-    from sdd_opt.plots import plot_curves
     from sdd_opt.study.pareto import front_table, hypervolume, hypervolume_history, levels_front
 
     now = now or _dt.datetime.now()
@@ -258,91 +346,17 @@ def build_report(study: optuna.Study, spec: StudySpec, storage_url: str = "", *,
         kpis.append((f"{hv:.4f}", "hypervolume"))
     kpi_html = "".join(f'<div class="kpi"><b>{_e(v)}</b><span>{_e(k)}</span></div>' for v, k in kpis)
 
-    parts = [_settings(study, spec, storage_url)]
-
-    # Pareto front of the selected points
-    caption = ("Each trial at its selected level (rule "
-               f"'{spec.file.select.rule}'). Stars: Pareto-optimal trials; colour: remedy (darker = more ℓ2); "
-               "grey crosses: infeasible trials. Hover for SDD metrics and parameters.")
-    parts.append(f'<section id="pareto"><h2>Pareto front — selected points</h2><p class="note">{_e(caption)}</p>'
-                 f'<div class="plot">{_plot(F.pareto_figure(study, spec), "plot-pareto")}</div>'
-                 f'<h3>Front table</h3><p class="note">The rows of <code>sdd-opt study pareto {_e(spec.name)}</code>: '
-                 f"objectives, selected level, SDD metrics of the validation curve, parameters.</p>"
-                 f"{table_html(front, 'front-table')}</section>")
-
-    # front over all levels
-    parts.append(f'<section id="levels"><h2>Pareto front — all levels of all trials</h2>'
-                 f'<p class="note">Every pruning level of every feasible trial is a candidate model; the front over '
-                 f"them says which (configuration, number of levels) gives the best validation accuracy at each "
-                 f"sparsity. <code>sdd-opt study pareto {_e(spec.name)} --levels</code>, "
-                 f"<code>sdd-opt study export {_e(spec.name)} --levels</code>.</p>"
-                 f'<div class="plot">{_plot(F.levels_figure(study, spec, lvl), "plot-levels")}</div>'
-                 f"<details><summary>table ({len(lvl)} points)</summary>{table_html(lvl, 'levels-table', feasible_col=None)}"
-                 f"</details></section>")
-
-    # curves
-    items = curve_items(done)
-    with tempfile.TemporaryDirectory() as tmp:
-        png = ""
-        if items:
-            path = plot_curves(items, Path(tmp) / "curves.png", metrics=("test_acc", "train_acc"),
-                               title=f"{spec.name}: {len(items)} curves", highlight=front_numbers)
-            png = (f'<h3>Paper-style figure</h3><img id="img-curves" alt="all curves" style="max-width:100%" '
-                   f'src="{_png(path)}"><p class="note">The same with <code>sdd-opt study curves {_e(spec.name)} '
-                   f"--out curves.png</code>; thick lines: Pareto-optimal trials.</p>")
-    parts.append(f'<section id="curves"><h2>Accuracy vs sparsity — all curves</h2>'
-                 f'<p class="note">Grey: no remedy; blues: ℓ2; oranges: distillation; darker = larger ℓ2 weight; '
-                 f"thick: Pareto-optimal trials; dotted: infeasible. The buttons switch between test, validation and "
-                 f"train (noisy-label) accuracy.</p>"
-                 f'<div class="plot">{_plot(F.curves_figure(study, spec), "plot-curves")}</div>{png}'
-                 f'<h3>Does the remedy remove the double descent?</h3>'
-                 f'<div class="plot">{_plot(F.sdd_gap_figure(study, spec), "plot-sdd-gap")}</div></section>')
-
-    # importances
-    imps, notes = F.importances(study, spec)
-    fig = F.importance_figure(imps)
-    note_html = "".join(f'<p class="note">{_e(m)}: {_e(n)}</p>' for m, n in notes.items())
-    body = _plot(fig, "plot-importance") if fig is not None else ""
-    parts.append(f'<section id="importance"><h2>Parameter importances per objective</h2>'
-                 f'<p class="note">{_e(F.importance_method())} over the complete trials, on the parameters every '
-                 f"complete trial has (conditional ones, e.g. distillation's alpha, are left out); the importances "
-                 f"of one objective sum to 1.</p>{body}{note_html}</section>")
-
-    # hypervolume
-    fig = F.hypervolume_figure(hist)
-    body = _plot(fig, "plot-hypervolume") if fig is not None else \
-        '<p class="note">Hypervolume needs val_acc and sparsity among the objectives and a complete trial.</p>'
-    parts.append(f'<section id="hypervolume"><h2>Hypervolume over trials</h2>'
-                 f'<p class="note">Area dominated by the feasible selected points in (validation accuracy, sparsity), '
-                 f"reference point (0, 0), after each complete trial.</p>{body}</section>")
-
-    # all trials
-    parts.append(f'<section id="trials"><h2>All trials</h2>{table_html(_trials_table(study, spec), "trials-table")}</section>')
-
+    parts = [_settings(study, spec, storage_url), *_front_sections(study, spec, front, lvl),
+             _curves_section(study, spec, done, front_numbers), _importance_section(study, spec),
+             _hypervolume_section(hist),
+             f'<section id="trials"><h2>All trials</h2>{table_html(_trials_table(study, spec), "trials-table")}</section>']
     if trial_figures and front_numbers:
         parts.append(f'<section id="trial-curves"><h2>Curves of the Pareto-optimal trials</h2>'
                      f'<p class="note">Train accuracy on the noisy labels, validation and test accuracy; dip and peak '
                      f"of the test curve circled, the selected level starred (also each trial's "
                      f"<code>curve.png</code> artifact in the dashboard).</p>"
                      f"{_trial_figures(study, front_numbers, max_trial_figures)}</section>")
-
-    nav = "".join(f'<a href="#{i}">{_e(t)}</a>' for i, t in (
-        ("settings", "Settings"), ("pareto", "Pareto front"), ("levels", "All-levels front"), ("curves", "Curves"),
-        ("importance", "Importances"), ("hypervolume", "Hypervolume"), ("trials", "Trials"),
-        ("trial-curves", "Front curves")))
-    front_json = (front.to_json(orient="records") if len(front) else "[]").replace("</", "<\\/")
-    sdd_version = _version()
-
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{_e(spec.name)} — sdd-opt report</title>"
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<style>{CSS}</style><script>{get_plotlyjs()}</script></head><body>"
-        f"<header><h1>{_e(spec.name)}</h1><div class=\"sub\">sdd-opt {_e(sdd_version)} report · "
-        f"{_e(now.strftime('%Y-%m-%d %H:%M'))} · {_e(spec.file.description)}</div></header>"
-        f"<nav>{nav}</nav><main><section id=\"summary\">{kpi_html}</section>{''.join(parts)}</main>"
-        f'<script type="application/json" id="front-data">{front_json}</script>'
-        f"<script>{SORT_JS}</script></body></html>\n")
+    return _page(spec, now, kpi_html, parts, front)
 
 
 def _version() -> str:

@@ -1,4 +1,6 @@
-"""``sdd-opt study ...`` and ``sdd-opt dashboard``: the CLI face of the study package.
+"""``sdd-opt study ...``, ``sdd-opt dashboard`` and ``sdd-opt storage``: the CLI face of the study package.
+
+The local worker processes of ``study run --jobs N`` are started by ``local_workers``.
 
 Everything the user typed is validated (study file, overrides, storage URL) before the storage
 is opened for writing, so a mistake never leaves a half-created study behind.
@@ -8,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -55,7 +56,8 @@ def _load_spec(file, overrides, name):
 @click.option("--seed-with-paper", is_flag=True, help="Enqueue the paper's reference points as the first trials.")
 def create(file, storage, name, overrides, seed_with_paper) -> None:
     """Store the study FILE (its settings, search space and objectives) without running anything."""
-    from sdd_opt.study.runner import create_or_resume, enqueue_paper_trials
+    from sdd_opt.study.paper import enqueue_paper_trials
+    from sdd_opt.study.runner import create_or_resume
     from sdd_opt.study.storage import masked
 
     spec = _load_spec(file, overrides, name)
@@ -138,7 +140,8 @@ def run(file, storage, name, overrides, jobs, seed_with_paper, n_trials, timeout
     The budget is --n-trials (else the file's budget.n_trials) complete trials in the whole study.
     Ends by printing the Pareto front and the commands to open the dashboard and to export.
     """
-    from sdd_opt.study.runner import create_or_resume, enqueue_paper_trials
+    from sdd_opt.study.paper import enqueue_paper_trials
+    from sdd_opt.study.runner import create_or_resume
 
     spec = _load_spec(file, overrides, name)
     n_trials = n_trials or spec.file.budget.n_trials
@@ -152,88 +155,15 @@ def run(file, storage, name, overrides, jobs, seed_with_paper, n_trials, timeout
     click.echo(f"study {spec.name!r}: {len(spec.search_space)} searched keys, objectives "
                f"{', '.join(f'{m} ({d})' for m, d in zip(spec.metric_names, spec.directions))}, sampler {spec.sampler_name}")
     if jobs > 1:
-        _spawn_workers(spec.name, url, jobs, n_trials=n_trials, timeout=timeout, device=device, threads=threads,
-                       artifacts=artifacts, hb=heartbeat_interval, grace=grace_period, storage_timeout=storage_timeout,
-                       config_device=spec.base.train.device)
+        from sdd_opt.study.local_workers import spawn_workers
+
+        spawn_workers(spec.name, url, jobs, n_trials=n_trials, timeout=timeout, device=device, threads=threads,
+                      artifacts=artifacts, hb=heartbeat_interval, grace=grace_period, storage_timeout=storage_timeout,
+                      config_device=spec.base.train.device)
     else:
         _work(s, spec, url, n_trials=n_trials, timeout=timeout, device=device, threads=threads, artifacts=artifacts,
               progress=progress)
     _print_summary(s, spec, url)
-
-
-def local_cores() -> int:
-    """Cores this process may use (the CPU affinity set by SLURM/cgroups, else the machine's)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def plan_workers(jobs: int, *, threads=None, device=None, config_device="auto", gpus: int = 0) -> list[dict]:
-    """How ``jobs`` local workers share this machine: torch threads each, and one GPU each.
-
-    Cores are split evenly (at least one thread per worker). On a CUDA run, worker k gets GPU
-    ``k mod gpus`` alone through CUDA_VISIBLE_DEVICES (more workers than GPUs share them round robin).
-    """
-    threads = threads or max(1, local_cores() // jobs)
-    wants_gpu = gpus > 0 and (device in (None, "cuda", "auto") and (device or config_device) in ("auto", "cuda"))
-    plans = []
-    for k in range(jobs):
-        env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-        dev = device
-        if wants_gpu:
-            env["CUDA_VISIBLE_DEVICES"] = str(k % gpus)
-            dev = "cuda:0"
-        elif device and device.startswith("cuda:"):
-            dev = device
-        plans.append({"threads": threads, "device": dev, "env": env})
-    return plans
-
-
-def _spawn_workers(name, url, jobs, *, n_trials, timeout, device, threads, artifacts, hb, grace, storage_timeout,
-                   config_device="auto"):
-    """Start ``jobs`` local worker processes sharing the cores and GPUs, and wait for them.
-
-    The storage URL (with its password) goes to the workers through the environment, never
-    their command line, which every user of the machine can read in ``ps``.
-    """
-    from sdd_opt.study.storage import ENV_URL
-
-    gpus = 0
-    if device != "cpu" and config_device != "cpu":
-        try:
-            import torch
-
-            gpus = torch.cuda.device_count()
-        except Exception:
-            gpus = 0
-    plans = plan_workers(jobs, threads=threads, device=device, config_device=config_device, gpus=gpus)
-    cmd = [sys.executable, "-m", "sdd_opt", "study", "worker", name, "--heartbeat-interval", str(hb),
-           "--grace-period", str(grace), "--storage-timeout", str(storage_timeout), "--no-progress"]
-    for flag, value in (("--n-trials", n_trials), ("--timeout", timeout), ("--artifacts", artifacts)):
-        if value is not None:
-            cmd += [flag, str(value)]
-    procs = []
-    for plan in plans:
-        c = list(cmd) + ["--threads", str(plan["threads"])]
-        if plan["device"]:
-            c += ["--device", plan["device"]]
-        env = {**os.environ, **plan["env"], ENV_URL: url, "SDD_OPT_LOCAL_WORKER": "1"}
-        procs.append(subprocess.Popen(c, env=env))
-    share = f", {jobs} workers on {gpus} GPU(s)" if gpus else ""
-    click.echo(f"started {jobs} workers with {plans[0]['threads']} thread(s) each{share}")
-    if gpus and jobs > gpus:
-        click.echo(f"warning: {jobs} workers share {gpus} GPU(s); use --jobs {gpus} for one GPU per worker", err=True)
-    try:
-        codes = [p.wait() for p in procs]
-    except KeyboardInterrupt:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait()
-        raise
-    if any(codes):
-        click.echo(f"warning: worker exit codes {codes}", err=True)
 
 
 @study.command("worker")
@@ -365,7 +295,7 @@ def export(name, out, fmt, levels, storage) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
 def dashboard(storage, artifacts, host, port) -> None:
     """Open optuna-dashboard on the study storage, with the trials' curve artifacts attached."""
-    from sdd_opt.study.dashboard import serve
+    from sdd_opt.report.dashboard import serve
 
     serve(storage, artifacts, host, port, log=click.echo)
 
@@ -395,7 +325,7 @@ def serve(storage, host, port, threads, heartbeat_interval, grace_period, storag
     limit no longer caps the number of workers), records their heartbeats and fails and
     re-queues the trials of dead workers.
     """
-    from sdd_opt.study.serve import serve_storage
+    from sdd_opt.study.grpc_proxy import serve_storage
 
     serve_storage(storage, host, port, threads=threads, heartbeat_interval=heartbeat_interval,
                   grace_period=grace_period, retry_limit=storage_timeout, log=click.echo)

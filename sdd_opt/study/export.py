@@ -19,11 +19,15 @@ import yaml
 from sdd_opt.config import build_config
 from sdd_opt.errors import UserError
 from sdd_opt.study.pareto import front_table, levels_front
+from sdd_opt.study.record import TrialRecord
 from sdd_opt.study.spec import StudySpec
 
 
 def _config_for(trial: optuna.trial.FrozenTrial, level: int) -> dict:
-    data = dict(trial.user_attrs["config"])
+    stored = TrialRecord.from_trial(trial).config
+    if stored is None:
+        raise UserError(f"trial {trial.number} stores no resolved config; it cannot be exported")
+    data = dict(stored)
     data["prune"] = dict(data["prune"], levels=int(level), target_sparsity=None, stop_below=None)
     data["train"] = dict(data["train"], device="auto", threads=None)
     build_config(data, source=f"trial {trial.number}")  # validate before writing
@@ -44,7 +48,7 @@ def export_front(study: optuna.Study, spec: StudySpec, out: Path, fmt: str = "ya
         data = _config_for(trial, level)
         stem = f"trial{trial.number:04d}" + (f"_level{level:02d}" if levels else "")
         path = out / f"{stem}.{'json' if fmt == 'json' else 'yaml'}"
-        point = trial.user_attrs["curve"][level]
+        point = TrialRecord.from_trial(trial).curve[level]
         header = (f"# exported from study {spec.name}, trial {trial.number}, level {level}: "
                   f"val_acc {point['val_acc']:.4f} at sparsity {point['sparsity']:.4f}\n"
                   f"# re-run: sdd-opt train --config {path.name} --out storage/runs/{stem}\n")

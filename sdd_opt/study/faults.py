@@ -19,16 +19,11 @@ the worker. Here every storage call runs inside :meth:`Retrier.call`:
 Only the outermost call of a thread retries (Optuna's methods call each other), and calls are
 timed per thread, which is what ``benchmarks/storage_overhead.py`` reports.
 
-The module also holds what happens to a trial whose worker is gone: :class:`RequeueStaleTrial`
-(the heartbeat-stale callback) and :func:`requeue`, which put a fresh ``WAITING`` copy of the
-failed trial in the queue -- same parameters, ``system_attrs['failed_trial']`` as in Optuna's
-``RetryHeartbeatStaleTrialCallback`` -- so that a worker picks it up and resumes its run
-directory at the last finished level.
+What happens to a trial whose worker is gone (re-queueing) is :mod:`sdd_opt.study.requeue`.
 """
 
 from __future__ import annotations
 
-import logging
 import random
 import sys
 import threading
@@ -37,8 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from sdd_opt.errors import UserError, mask_secrets
-
-_log = logging.getLogger("sdd_opt.storage")
+from sdd_opt.study._optuna_compat import CREATE_NEW_TRIAL, PRIVATE_RDB_METHODS, cached_backend, trial_id_of
 
 # MySQL / MariaDB error codes (pymysql's OperationalError/InternalError args[0]).
 _MYSQL_LOCK = {1213: "deadlock", 1205: "lock timeout"}
@@ -240,11 +234,11 @@ class Retrier:
             return out
 
     def _note_claim(self, name: str, out, args, kwargs) -> None:
-        from optuna.trial import TrialState
+        from optuna.trial import FrozenTrial, TrialState
 
         tid = None
-        if name in ("create_new_trial", "_create_new_trial") and out is not None:
-            tid = out if isinstance(out, int) else getattr(out, "_trial_id", None)
+        if name in ("create_new_trial", CREATE_NEW_TRIAL) and out is not None:
+            tid = out if isinstance(out, int) else trial_id_of(out) if isinstance(out, FrozenTrial) else None
         elif name == "set_trial_state_values" and out is True:
             state = kwargs.get("state", args[2] if len(args) > 2 else None)
             if state == TrialState.RUNNING:
@@ -281,16 +275,15 @@ def install_retries(cls: type, methods: tuple[str, ...]) -> None:
 
 
 # Methods that touch the database (RDBStorage) or the proxy (GrpcStorageProxy); Optuna's cache
-# calls some private ones directly, so they are wrapped too.
+# calls some private ones directly, so they are wrapped too (named in the compat module).
 RDB_METHODS = (
     "create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr", "get_study_id_from_name",
     "get_study_name_from_id", "get_study_directions", "get_study_user_attrs", "get_study_system_attrs",
-    "get_all_studies", "create_new_trial", "_create_new_trial", "set_trial_param", "_set_trial_param",
+    "get_all_studies", "create_new_trial", "set_trial_param",
     "get_trial_param", "set_trial_state_values", "set_trial_intermediate_value", "set_trial_user_attr",
-    "set_trial_system_attr", "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials", "_get_trials",
-    "get_best_trial", "_get_best_trial_id", "record_heartbeat", "_get_stale_trial_ids", "get_trial_user_attrs",
-    "get_trial_system_attrs",
-)
+    "set_trial_system_attr", "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials",
+    "get_best_trial", "record_heartbeat", "get_trial_user_attrs", "get_trial_system_attrs",
+) + PRIVATE_RDB_METHODS
 GRPC_METHODS = (
     "create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr", "get_study_id_from_name",
     "get_study_name_from_id", "get_study_directions", "get_study_user_attrs", "get_study_system_attrs",
@@ -305,47 +298,8 @@ HEARTBEAT_KEY = "sdd_opt:heartbeat"
 
 def retrier_of(storage: Any) -> Optional[Retrier]:
     """The :class:`Retrier` behind a study's storage (through Optuna's cache), if any."""
-    for obj in (storage, getattr(storage, "_backend", None)):
+    for obj in (storage, cached_backend(storage)):
         r = getattr(obj, "_retrier", None)
         if isinstance(r, Retrier):
             return r
     return None
-
-
-# --- trials whose worker is gone --------------------------------------------------------------
-
-STALE_REASON = "worker lost: no heartbeat for more than {grace}s (killed, preempted or cut off)"
-
-
-def requeue(study, trial, reason: str, max_retry: Optional[int] = 3) -> Optional[int]:
-    """Enqueue a WAITING copy of the failed ``trial`` (same parameters) so a worker resumes it.
-
-    ``system_attrs`` follow Optuna's ``RetryHeartbeatStaleTrialCallback`` (``failed_trial`` is the
-    first failed trial, ``retry_history`` every failed attempt); the copy's user attributes say
-    why it was queued (``retry_of``, ``retry_reason``) and do not inherit the dead trial's partial
-    results. Returns ``None`` once ``max_retry`` retries were made.
-    """
-    import optuna
-    from optuna.trial import TrialState
-
-    system_attrs = {"failed_trial": trial.number, "retry_history": [], **trial.system_attrs}
-    system_attrs["retry_history"] = list(system_attrs["retry_history"]) + [trial.number]
-    if max_retry is not None and len(system_attrs["retry_history"]) > max_retry:
-        return None
-    study.add_trial(optuna.create_trial(
-        state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
-        user_attrs={"retry_of": trial.number, "retry_reason": reason}, system_attrs=system_attrs,
-    ))
-    return trial.number
-
-
-class RequeueStaleTrial:
-    """Heartbeat-stale callback: re-queue the trial of a dead worker (see :func:`requeue`)."""
-
-    def __init__(self, max_retry: Optional[int] = 3, grace: Optional[int] = None):
-        self.max_retry = max_retry
-        self.grace = grace
-
-    def __call__(self, study, trial) -> None:
-        reason = trial.user_attrs.get("fail_reason") or STALE_REASON.format(grace=self.grace)
-        requeue(study, trial, reason, self.max_retry)

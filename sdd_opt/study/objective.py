@@ -4,18 +4,8 @@ For each of the study's ``repeats`` seeds the trial runs (or resumes, or reuses)
 ``runs/<result hash>``, records every finished level as it goes, then reports the objectives at
 the level picked by the study's ``select`` rule on the seed-mean validation curve.
 
-What a trial stores (the contract that reports, exports and the dashboard read):
-
-* user attrs ``curve`` (seed-mean rows: level, sparsity, train/val/test acc, val_acc_std, ...),
-  ``curve_seed<k>`` (each seed's rows), ``selected_level``, ``val_acc``, ``val_acc_std``,
-  ``sparsity``, ``test_acc``, ``sdd`` (SDD metrics of the mean validation curve), ``sdd_test``,
-  flat copies ``sdd_gap``, ``dip_acc``, ``peak_acc``, ``dense_acc``, ``sdd_present`` for the
-  dashboard's hover, ``remedy`` (none / l2 / distill), ``epochs_spent`` (the curve's epochs, reused
-  levels included), ``epochs_trained`` (what this trial trained, teachers included), ``cost`` (per seed:
-  levels reused / trained, epochs trained, teacher trained / cached / given / none and its epochs), ``stopped_early``,
-  ``stop_reason``, ``config`` (resolved, first seed), ``seeds``, ``versions``, ``run_dirs``,
-  ``constraints`` (values ≤ 0 are feasible), and ``fail_reason`` when it fails;
-* artifacts ``curve.csv``, ``curve_seed<k>.csv`` and ``curve.png``.
+What a trial stores is :class:`sdd_opt.study.record.TrialRecord` (user attrs), plus the
+artifacts ``curve.csv``, ``curve_seed<k>.csv`` and ``curve.png``.
 """
 
 from __future__ import annotations
@@ -36,6 +26,8 @@ from sdd_opt.config import RunConfig
 from sdd_opt.curve import select_level, sdd_metrics
 from sdd_opt.errors import DivergedError, UserError
 from sdd_opt.provenance import versions
+from sdd_opt.study._optuna_compat import trial_id_of
+from sdd_opt.study.record import TrialRecord, seed_curve_key
 from sdd_opt.study.space import suggest_config
 from sdd_opt.study.spec import StudySpec
 
@@ -139,7 +131,7 @@ class Objective:
             raise optuna.TrialPruned("study budget already reached")
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...] | float:
-        self.last_trial_id = trial._trial_id
+        self.last_trial_id = trial_id_of(trial)
         try:
             return self._run(trial)
         except optuna.TrialPruned:
@@ -169,10 +161,8 @@ class Objective:
         if cfg.distill.teacher.cache_dir == TEACHER_CACHE_DEFAULT:  # share teachers beside the study's runs
             cfg.distill.teacher.cache_dir = str(self.runs.parent / "teachers")
         seeds = [cfg.seed + i for i in range(self.spec.file.repeats)]
-        trial.set_user_attr("config", cfg.describe())
-        trial.set_user_attr("seeds", seeds)
-        trial.set_user_attr("versions", versions())
-        trial.set_user_attr("remedy", remedy_of(cfg))
+        record = TrialRecord(config=cfg.describe(), seeds=seeds, versions=versions(), remedy=remedy_of(cfg))
+        record.write(trial, "config", "seeds", "versions", "remedy")
         self.log(f"trial {trial.number}: {_describe_params(trial.params)}")
 
         curves, run_dirs, stops, cost = [], [], [], []
@@ -182,8 +172,8 @@ class Objective:
             run_cfg.seed = seed
             run_dir = self.runs / result_hash(run_cfg)
             run_dirs.append(str(run_dir))
-            trial.set_user_attr("run_dirs", run_dirs)
-            key = f"curve_seed{seed}"
+            TrialRecord(run_dirs=run_dirs).write(trial, "run_dirs")
+            key = seed_curve_key(seed)
             done: list[dict] = []
 
             def on_level(row: dict, key=key, done=done) -> None:
@@ -208,8 +198,8 @@ class Objective:
                          "teacher_epochs": teacher_config(run_cfg).train.epochs if origin == "trained" else 0})
         # What this trial actually trained, teachers included (epochs_spent counts the curve's levels,
         # reused ones too, and no teacher).
-        trial.set_user_attr("cost", cost)
-        trial.set_user_attr("epochs_trained", sum(c["epochs_trained"] + c["teacher_epochs"] for c in cost))
+        TrialRecord(cost=cost, epochs_trained=sum(c["epochs_trained"] + c["teacher_epochs"] for c in cost)).write(
+            trial, "cost", "epochs_trained")
         return self._report(trial, cfg, curves, seeds, stops, time.perf_counter() - t0)
 
     def _report(self, trial, cfg: RunConfig, curves, seeds, stops, seconds):
@@ -225,17 +215,14 @@ class Objective:
         sel = select_level(val, sp, spec.file.select.rule, spec.file.select.epsilon)
         epochs = float(sum(sum(r["epochs"] for r in c) for c in curves))
         values = {"val_acc": val[sel], "sparsity": sp[sel], "sdd_gap": sdd["sdd_gap"], "epochs": epochs}
-        attrs = {
-            "curve": mean, "selected_level": sel, "val_acc": val[sel], "val_acc_std": mean[sel]["val_acc_std"],
-            "sparsity": sp[sel], "test_acc": mean[sel]["test_acc"], "sdd": sdd, "sdd_test": sdd_test,
-            "sdd_gap": sdd["sdd_gap"], "dip_acc": sdd["dip_acc"], "peak_acc": sdd["peak_acc"],
-            "dense_acc": sdd["dense_acc"], "sdd_present": sdd["sdd_present"], "epochs_spent": epochs,
-            "stopped_early": any(stops), "stop_reason": "; ".join(s for s in stops if s),
-            "constraints": constraint_values(spec, values), "seconds": seconds,
-        }
-        for k, v in attrs.items():
-            trial.set_user_attr(k, v)
-        for name, value in zip(constraint_names(spec), attrs["constraints"]):
+        result = TrialRecord(
+            curve=mean, selected_level=sel, val_acc=val[sel], val_acc_std=mean[sel]["val_acc_std"],
+            sparsity=sp[sel], test_acc=mean[sel]["test_acc"], sdd=sdd, sdd_test=sdd_test, epochs_spent=epochs,
+            stopped_early=any(stops), stop_reason="; ".join(s for s in stops if s),
+            constraints=constraint_values(spec, values), seconds=seconds)
+        result.write(trial, "curve", "selected_level", "val_acc", "val_acc_std", "sparsity", "test_acc", "sdd",
+                     "sdd_test", "epochs_spent", "stopped_early", "stop_reason", "constraints", "seconds")
+        for name, value in zip(constraint_names(spec), result.constraints):
             trial.set_constraint(name, value)  # Optuna 5: samplers and best_trials honour these
         self._upload(trial, cfg, mean, curves, seeds, sdd_test, sel)
         self.log(f"trial {trial.number}: val {val[sel]:.3f} at sparsity {sp[sel]:.3f} (level {sel}), "

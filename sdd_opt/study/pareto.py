@@ -14,6 +14,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from sdd_opt.study.record import TrialRecord, is_feasible
 from sdd_opt.study.spec import StudySpec
 
 _SDD_COLS = ("sdd_gap", "dense_acc", "dip_acc", "peak_acc", "sdd_present", "remedy", "val_acc_std", "test_acc")
@@ -23,20 +24,17 @@ def complete_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
 
-def _feasible(t: optuna.trial.FrozenTrial) -> bool:
-    return all(c <= 0 for c in t.user_attrs.get("constraints", []))
-
-
 def front_table(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
     """One row per Pareto-optimal trial: objectives, selected level, SDD metrics, parameters."""
     rows = []
     for t in sorted(study.best_trials, key=lambda t: t.number):
+        rec = TrialRecord.from_trial(t)
         row = {"trial": t.number}
         row.update({m: v for m, v in zip(spec.metric_names, t.values)})
-        row["level"] = t.user_attrs.get("selected_level")
+        row["level"] = rec.selected_level
         for c in _SDD_COLS:
-            row[c] = t.user_attrs.get(c)
-        row["feasible"] = _feasible(t)
+            row[c] = rec.metric(c)
+        row["feasible"] = is_feasible(t)
         row.update({f"param:{k}": v for k, v in t.params.items()})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -61,12 +59,13 @@ def levels_front(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
     """Front over (validation accuracy, sparsity) of every level of every complete, feasible trial."""
     rows = []
     for t in complete_trials(study):
-        if not _feasible(t):
+        if not is_feasible(t):
             continue
-        for r in t.user_attrs.get("curve", []):
+        rec = TrialRecord.from_trial(t)
+        for r in rec.curve:
             rows.append({"trial": t.number, "level": r["level"], "val_acc": r["val_acc"], "sparsity": r["sparsity"],
                          "val_acc_std": r.get("val_acc_std", 0.0), "test_acc": r["test_acc"],
-                         "remedy": t.user_attrs.get("remedy"), **{f"param:{k}": v for k, v in t.params.items()}})
+                         "remedy": rec.remedy, **{f"param:{k}": v for k, v in t.params.items()}})
     if not rows:
         return pd.DataFrame(columns=["trial", "level", "val_acc", "sparsity"])
     keep = nondominated([(r["val_acc"], r["sparsity"]) for r in rows], ["maximize", "maximize"])
@@ -92,7 +91,7 @@ def hypervolume(study: optuna.Study, spec: StudySpec, trials: Optional[list] = N
         return None
     ia, isp = names.index("val_acc"), names.index("sparsity")
     trials = complete_trials(study) if trials is None else trials
-    return hypervolume_2d([(t.values[ia], t.values[isp]) for t in trials if _feasible(t)])
+    return hypervolume_2d([(t.values[ia], t.values[isp]) for t in trials if is_feasible(t)])
 
 
 def hypervolume_history(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
@@ -100,7 +99,7 @@ def hypervolume_history(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
     done = sorted(complete_trials(study), key=lambda t: t.number)
     rows, epochs = [], 0.0
     for i, t in enumerate(done):
-        epochs += t.user_attrs.get("epochs_spent", 0.0)
+        epochs += TrialRecord.from_trial(t).epochs_spent or 0.0
         rows.append({"trials": i + 1, "trial": t.number, "epochs": epochs,
                      "hypervolume": hypervolume(study, spec, done[:i + 1])})
     return pd.DataFrame(rows)

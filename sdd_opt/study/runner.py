@@ -1,4 +1,4 @@
-"""Creating, resuming and working on studies.
+"""Creating, resuming and working on studies (sampler: ``sampler``; paper trials: ``paper``; signals: ``signals``).
 
 A study stores its own spec (``sdd_opt.spec`` study attribute), so a worker on any machine needs
 only the study name and the storage URL. ``work()`` is the worker loop shared by ``study run``
@@ -10,11 +10,8 @@ before leaving, and turns Ctrl-C / SIGTERM into a failed trial with the reason r
 from __future__ import annotations
 
 import json
-import signal
-import sys
 import time
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -22,75 +19,15 @@ import optuna
 from optuna.trial import TrialState
 
 from sdd_opt.errors import DivergedError, UserError
+from sdd_opt.study._optuna_compat import is_heartbeat_enabled, storage_of
 from sdd_opt.study.objective import Objective, TrialConfigError
-from sdd_opt.study.space import grid_of, off_name
+from sdd_opt.study.sampler import make_sampler
+from sdd_opt.study.signals import Terminated, sigterm_as_interrupt, signals_deferred
 from sdd_opt.study.spec import StudySpec
 
 SPEC_ATTR = "sdd_opt.spec"
 IDENTITY_ATTR = "sdd_opt.identity"
 MAX_CONSECUTIVE_FAILURES = 5
-
-
-def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
-    """The study's sampler, its randomness seeded per trial (see :func:`seed_per_trial`)."""
-    return seed_per_trial(_base_sampler(spec), spec.file.sampler.seed)
-
-
-def _random_states(obj, seen=None):
-    """The numpy RandomStates inside a sampler (and the samplers it holds)."""
-    from optuna.samplers._lazy_random_state import LazyRandomState
-
-    seen = seen if seen is not None else set()
-    if id(obj) in seen:
-        return
-    seen.add(id(obj))
-    for value in vars(obj).values():
-        if isinstance(value, LazyRandomState):
-            yield value.rng
-        elif isinstance(value, optuna.samplers.BaseSampler):
-            yield from _random_states(value, seen)
-
-
-def seed_per_trial(sampler: optuna.samplers.BaseSampler, seed: Optional[int]) -> optuna.samplers.BaseSampler:
-    """Make trial k's random draws a function of (seed, k) instead of one stream per process.
-
-    Every worker builds its own sampler from the stored seed: with one stream each, two workers
-    (or a resumed run) would propose the same parameters again. Reseeding before each trial from
-    the trial number keeps a seeded study reproducible and gives every trial its own draws,
-    whichever worker runs it.
-    """
-    if seed is None:
-        return sampler
-    import numpy as np
-
-    before = sampler.before_trial
-
-    def before_trial(study, trial):
-        for k, rng in enumerate(_random_states(sampler)):
-            rng.seed(int(np.random.SeedSequence([seed, trial.number, k]).generate_state(1)[0]))
-        return before(study, trial)
-
-    sampler.before_trial = before_trial
-    return sampler
-
-
-def _base_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
-    s = spec.file.sampler
-    name = spec.sampler_name
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if name == "nsga2":
-            kw = {"population_size": s.population_size} if s.population_size else {}
-            return optuna.samplers.NSGAIISampler(seed=s.seed, **kw)
-        if name == "tpe":
-            kw = {"n_startup_trials": s.n_startup_trials} if s.n_startup_trials is not None else {}
-            return optuna.samplers.TPESampler(seed=s.seed, multivariate=True, **kw)
-        if name == "gp":
-            kw = {"n_startup_trials": s.n_startup_trials} if s.n_startup_trials is not None else {}
-            return optuna.samplers.GPSampler(seed=s.seed, **kw)
-        if name == "random":
-            return optuna.samplers.RandomSampler(seed=s.seed)
-        return optuna.samplers.GridSampler(grid_of(spec.search_space, spec.source), seed=s.seed)
 
 
 def _diff(stored: dict, current: dict) -> list[str]:
@@ -161,88 +98,11 @@ def load_stored(name: str, storage) -> tuple[optuna.Study, StudySpec]:
     return optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(spec)), spec
 
 
-def paper_trials(spec: StudySpec) -> list[dict]:
-    """The paper's reference points: no remedy, l2, distillation (alpha 0.8, T 10, teacher l2 5e-3).
-
-    Searched keys a point does not fix take the base config's value when the space allows it,
-    so the reference trials are the paper's setup rather than random schedules.
-    """
-    from sdd_opt.config import get_dotted
-
-    space = spec.search_space
-    base = spec.base.describe()
-    points = [
-        {"train.weight_decay": 0.0, "distill.enabled": False},
-        {"train.weight_decay": 5e-3, "distill.enabled": False},
-        {"train.weight_decay": 0.0, "distill.enabled": True, "distill.alpha": 0.8, "distill.temperature": 10.0,
-         "distill.teacher.weight_decay": 5e-3},
-    ]
-
-    def allowed(p, value) -> bool:
-        if p.type == "categorical":
-            return value in p.choices
-        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-            return False
-        return p.low <= value <= p.high or (p.zero and value == 0.0)
-
-    out = []
-    for point in points:
-        params: dict = {}
-        for key, p in space.items():
-            value = point.get(key, get_dotted(base, key))
-            if p.when and any(point.get(k, get_dotted(base, k)) != v for k, v in p.when.items()):
-                continue
-            if not allowed(p, value):
-                continue
-            if p.type == "float" and p.zero:
-                params[off_name(key)] = value == 0.0
-                if value == 0.0:
-                    continue
-            params[key] = value
-        out.append(params)
-    return out
-
-
 def counts(study: optuna.Study) -> dict[str, int]:
     out = {s.name: 0 for s in TrialState}
     for t in study.get_trials(deepcopy=False):
         out[t.state.name] += 1
     return out
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C: the running trial is failed with its reason, then we exit."""
-
-
-@contextmanager
-def sigterm_as_interrupt():
-    def handler(signum, frame):
-        raise Terminated(f"signal {signum}")
-
-    old = signal.signal(signal.SIGTERM, handler)
-    # A worker started in the background by a non-interactive shell inherits SIGINT as *ignored*
-    # (and Python then installs no KeyboardInterrupt handler): Ctrl-C / kill -INT must still stop it.
-    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-        signal.signal(signal.SIGINT, old_int)
-
-
-@contextmanager
-def signals_deferred():
-    """Ignore further Ctrl-C / SIGTERM while an interrupted trial is being recorded."""
-    try:
-        old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread: nothing to defer
-        yield
-        return
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 @dataclass
@@ -256,9 +116,7 @@ class WorkResult:
 
 def _fail_stale(study: optuna.Study) -> None:
     """Fail (and re-queue) the RUNNING trials whose worker stopped sending heartbeats."""
-    from optuna.storages._heartbeat import is_heartbeat_enabled
-
-    if is_heartbeat_enabled(study._storage):
+    if is_heartbeat_enabled(storage_of(study)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
@@ -270,9 +128,9 @@ def _clean_up_interrupted(study: optuna.Study, trial_ids: list[int], why: str, l
     The re-queued copy has the same parameters, so the next worker (or the same command run
     again) resumes its run directory at the last finished level. Returns how many were queued.
     """
-    from sdd_opt.study.faults import requeue
+    from sdd_opt.study.requeue import requeue
 
-    storage = study._storage
+    storage = storage_of(study)
     queued = 0
     for tid in dict.fromkeys(trial_ids):
         try:
@@ -305,7 +163,7 @@ def _finished_elsewhere(study: optuna.Study, objective, exc: Exception, log: Cal
     """
     if objective.last_trial_id is None or (isinstance(exc, ValueError) and "Cannot tell" not in str(exc)):
         return False
-    t = study._storage.get_trial(objective.last_trial_id)
+    t = storage_of(study).get_trial(objective.last_trial_id)
     if not t.state.is_finished():
         return False
     log(f"trial {t.number} was marked {t.state.name.lower()} by another worker while it ran here (its heartbeat "
@@ -322,8 +180,6 @@ def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] =
     failed (and re-queued) when the worker starts, while it waits for others, and before it
     leaves. Ctrl-C / SIGTERM fail the running trial with the reason, queue it again, and re-raise.
     """
-    from optuna.storages._heartbeat import is_heartbeat_enabled
-
     from sdd_opt.study.faults import retrier_of
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # we report trials ourselves, without tracebacks
@@ -331,7 +187,7 @@ def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] =
     res = WorkResult()
     start = time.monotonic()
     consecutive_failures = 0
-    storage = study._storage
+    storage = storage_of(study)
     interval = storage.get_heartbeat_interval() if is_heartbeat_enabled(storage) else None
     poll = poll if poll is not None else min(5.0, float(interval or 5))
     retrier = retrier_of(storage)
@@ -361,7 +217,7 @@ def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] =
                         raise
                 in_trial = False
                 res.ran += 1
-                last = study._storage.get_trial(objective.last_trial_id) if objective.last_trial_id is not None else None
+                last = storage.get_trial(objective.last_trial_id) if objective.last_trial_id is not None else None
                 if last is not None and last.state == TrialState.COMPLETE:
                     res.completed += 1
                     consecutive_failures = 0
@@ -390,16 +246,3 @@ def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] =
         except Exception:
             pass
     return res
-
-
-def enqueue_paper_trials(study: optuna.Study, spec: StudySpec, log: Callable[[str], None] = print) -> int:
-    """Enqueue the paper's reference points once per study (skipped if already enqueued)."""
-    if study.user_attrs.get("sdd_opt.paper_enqueued"):
-        return 0
-    n = 0
-    for params in paper_trials(spec):
-        study.enqueue_trial(params, skip_if_exists=True)
-        n += 1
-    study.set_user_attr("sdd_opt.paper_enqueued", True)
-    log(f"enqueued {n} reference trials from the paper (no remedy, l2, distillation)")
-    return n

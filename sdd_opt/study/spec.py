@@ -303,7 +303,7 @@ def parse_study(data: dict[str, Any], source: str, overrides: list[str] | None =
         base.prune.stop_below = file.collapse_floor
     _check_space(file, base, source)
     if file.sampler.name == "grid":
-        from sdd_opt.study.space import grid_of
+        from sdd_opt.study.grid import grid_of
 
         grid_of(file.search_space, source)  # raises when a range cannot be gridded
     return StudySpec(file, base, all_overrides, source)

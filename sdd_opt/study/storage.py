@@ -194,7 +194,9 @@ def _rdb_class():
     import optuna
     from optuna.storages import RDBStorage
 
-    from sdd_opt.study.faults import RDB_METHODS, STALE_REASON, StorageUnavailable, install_retries
+    from sdd_opt.study._optuna_compat import STALE_TRIAL_IDS, base_stale_trial_ids, override_stale_trial_ids
+    from sdd_opt.study.faults import RDB_METHODS, StorageUnavailable, install_retries
+    from sdd_opt.study.requeue import STALE_REASON
 
     class ResilientRDBStorage(RDBStorage):
         _retrier = None  # set right after __init__
@@ -207,8 +209,10 @@ def _rdb_class():
             except StorageUnavailable:
                 pass
 
-        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-            ids = self._retrier.call("_get_stale_trial_ids", RDBStorage._get_stale_trial_ids, self, study_id)
+        def stale_trial_ids(self, study_id: int) -> list[int]:
+            """RDBStorage's stale-trial query, retried, and each stale trial told why it fails."""
+            ids = self._retrier.call(STALE_TRIAL_IDS, lambda s, sid: base_stale_trial_ids(RDBStorage, s, sid),
+                                     self, study_id)
             grace = self.grace_period or 2 * (self.heartbeat_interval or 0)
             for trial_id in ids:  # say why, while the trial can still be updated
                 try:
@@ -217,8 +221,8 @@ def _rdb_class():
                     pass
             return ids
 
-    install_retries(ResilientRDBStorage, tuple(m for m in RDB_METHODS
-                                               if m not in ("record_heartbeat", "_get_stale_trial_ids")))
+    override_stale_trial_ids(ResilientRDBStorage, ResilientRDBStorage.stale_trial_ids)
+    install_retries(ResilientRDBStorage, tuple(m for m in RDB_METHODS if m not in ("record_heartbeat", STALE_TRIAL_IDS)))
     _RDB_CLASS = ResilientRDBStorage
     return _RDB_CLASS
 
@@ -232,15 +236,15 @@ def _grpc_class():
     if _GRPC_CLASS is not None:
         return _GRPC_CLASS
     from optuna.storages import GrpcStorageProxy
-    from optuna.storages._heartbeat import BaseHeartbeat
 
+    from sdd_opt.study._optuna_compat import base_heartbeat_class, override_stale_trial_ids
     from sdd_opt.study.faults import GRPC_METHODS, HEARTBEAT_KEY, StorageUnavailable, install_retries
 
-    class HeartbeatGrpcProxy(GrpcStorageProxy, BaseHeartbeat):
+    class HeartbeatGrpcProxy(GrpcStorageProxy, base_heartbeat_class()):
         """A worker's end of ``sdd-opt storage serve``.
 
         Heartbeats travel as a reserved trial system attribute that the server turns into a real
-        RDB heartbeat; the server also fails stale trials, so ``_get_stale_trial_ids`` is empty here.
+        RDB heartbeat; the server also fails stale trials, so the stale-trial query is empty here.
         """
 
         _retrier = None
@@ -255,7 +259,7 @@ def _grpc_class():
             except Exception:  # the trial finished meanwhile
                 pass
 
-        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        def stale_trial_ids(self, study_id: int) -> list[int]:
             return []
 
         def get_heartbeat_interval(self) -> Optional[int]:
@@ -267,6 +271,7 @@ def _grpc_class():
         def remove_session(self) -> None:
             pass
 
+    override_stale_trial_ids(HeartbeatGrpcProxy, HeartbeatGrpcProxy.stale_trial_ids)
     install_retries(HeartbeatGrpcProxy, GRPC_METHODS)
     _GRPC_CLASS = HeartbeatGrpcProxy
     return _GRPC_CLASS
@@ -304,7 +309,8 @@ def open_storage(url: Optional[str] = None, settings: Optional[StorageSettings] 
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
-    from sdd_opt.study.faults import RequeueStaleTrial, Retrier, RetryPolicy, classify
+    from sdd_opt.study.faults import Retrier, RetryPolicy, classify
+    from sdd_opt.study.requeue import RequeueStaleTrial
 
     settings = settings or StorageSettings()
     url = resolve_url(url)

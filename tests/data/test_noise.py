@@ -15,9 +15,11 @@ def gen(seed=0):
 
 
 def test_kinds_match_config():
-    from sdd_opt.config import NOISE_KINDS as CONFIG_KINDS
+    import typing
 
-    assert NOISE_KINDS == CONFIG_KINDS
+    from sdd_opt.config import DataConfig
+
+    assert NOISE_KINDS == typing.get_args(DataConfig.model_fields["noise_kind"].annotation)
 
 
 @pytest.mark.parametrize("rate", [0.0, 0.1, 0.2, 0.37, 0.8])

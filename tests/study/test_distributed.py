@@ -283,17 +283,17 @@ def test_run_with_jobs_shares_the_budget_on_sqlite(tmp_path, sqlite_url, capsys)
 
 
 def test_plan_workers_gives_each_worker_its_cores_and_gpu(monkeypatch):
-    from sdd_opt.study import commands
+    from sdd_opt.study import local_workers
 
-    monkeypatch.setattr(commands, "local_cores", lambda: 16)
-    plans = commands.plan_workers(3, gpus=2)
+    monkeypatch.setattr(local_workers, "local_cores", lambda: 16)
+    plans = local_workers.plan_workers(3, gpus=2)
     assert [p["threads"] for p in plans] == [5, 5, 5]
     assert [p["env"]["CUDA_VISIBLE_DEVICES"] for p in plans] == ["0", "1", "0"]
     assert all(p["device"] == "cuda:0" and p["env"]["OMP_NUM_THREADS"] == "5" for p in plans)
-    cpu = commands.plan_workers(4, gpus=2, device="cpu")
+    cpu = local_workers.plan_workers(4, gpus=2, device="cpu")
     assert all("CUDA_VISIBLE_DEVICES" not in p["env"] and p["device"] == "cpu" for p in cpu)
-    assert commands.plan_workers(2, gpus=0)[0]["threads"] == 8
-    assert all(p["threads"] == 1 for p in commands.plan_workers(40, gpus=0))
+    assert local_workers.plan_workers(2, gpus=0)[0]["threads"] == 8
+    assert all(p["threads"] == 1 for p in local_workers.plan_workers(40, gpus=0))
 
 
 # --- gRPC storage proxy ---------------------------------------------------------------------------

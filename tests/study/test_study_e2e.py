@@ -91,7 +91,7 @@ class _Quiet(WSGIRequestHandler):
 
 
 def test_dashboard_api_lists_the_study(finished_study, sqlite_url, tmp_path):
-    from sdd_opt.study.dashboard import make_app
+    from sdd_opt.report.dashboard import make_app
 
     app, _ = make_app(sqlite_url, str(tmp_path / "art"))
     server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)

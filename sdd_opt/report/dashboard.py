@@ -18,12 +18,11 @@ Locking: the dashboard only reads (apart from notes a user edits). It opens the 
 heartbeats and, on SQLite, through the same WAL + busy-timeout settings as the workers: under WAL
 readers take no lock that blocks a writer, and SQLAlchemy's SQLite driver opens no transaction for
 a plain SELECT, so its polling never makes a worker fail with "database is locked"
-(``tests/study/test_dashboard.py`` runs a study while the API is polled every 50 ms).
+(``tests/report/test_dashboard.py`` runs a study while the API is polled every 50 ms).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import re
@@ -39,16 +38,16 @@ _STUDY_DETAIL = re.compile(r"^/api/studies/(\d+)/?$")
 
 # --------------------------------------------------------------------------- storage view
 def _with_legacy_constraints(t):
+    from sdd_opt.study._optuna_compat import with_system_attrs
+
     if "constraints" in t.system_attrs:
         return t
-    from sdd_opt.report.data import constraint_values
+    from sdd_opt.study.record import constraint_values
 
     cons = constraint_values(t)
     if not cons:
         return t
-    t = copy.copy(t)
-    t._system_attrs = {**t.system_attrs, "constraints": [float(c) for c in cons]}
-    return t
+    return with_system_attrs(t, {"constraints": [float(c) for c in cons]})
 
 
 def dashboard_view(storage):
@@ -184,7 +183,7 @@ class SddPlots:
 
     def _best(self, study, study_id: int):
         try:
-            from optuna_dashboard._serializer import serialize_frozen_trial
+            from sdd_opt.study._optuna_compat import serialize_frozen_trial
 
             best = study.best_trials if len(study.directions) > 1 else [study.best_trial]
             attrs = self.storage.get_study_system_attrs(study_id)

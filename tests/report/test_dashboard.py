@@ -67,7 +67,7 @@ def study_dict(tmp: Path, **changes) -> dict:
 @pytest.fixture(scope="module")
 def busy_study(tmp_path_factory):
     """4 trials run by a worker process on one SQLite file while the dashboard API is polled every 50 ms."""
-    from sdd_opt.study.dashboard import make_app
+    from sdd_opt.report.dashboard import make_app
 
     tmp = tmp_path_factory.mktemp("busy")
     path = tmp / "busy.yaml"
@@ -180,7 +180,7 @@ def _synthetic_study(tmp_path):
 
 
 def test_infeasible_trials_are_told_apart(tmp_path):
-    from sdd_opt.study.dashboard import make_app
+    from sdd_opt.report.dashboard import make_app
 
     study, url = _synthetic_study(tmp_path)
     optuna.create_study(study_name="plain", storage=url).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)

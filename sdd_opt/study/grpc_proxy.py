@@ -32,12 +32,13 @@ def serve_storage(storage_url: Optional[str], host: str = "127.0.0.1", port: int
     """Serve the storage until Ctrl-C / SIGTERM (or ``stop`` is set)."""
     try:
         import grpc  # noqa: F401
-        from optuna.storages._grpc.server import make_server
+
+        from sdd_opt.study._optuna_compat import make_grpc_server
     except ImportError:
         raise UserError("storage serve needs grpcio and protobuf (pip install 'sdd-opt[grpc]')") from None
     import optuna
-    from optuna.storages import _CachedStorage
 
+    from sdd_opt.study._optuna_compat import cached_backend, cached_storage_class
     from sdd_opt.study.faults import HEARTBEAT_KEY
     from sdd_opt.study.storage import StorageSettings, masked, open_storage, resolve_url
 
@@ -47,16 +48,16 @@ def serve_storage(storage_url: Optional[str], host: str = "127.0.0.1", port: int
     rdb = open_storage(url, StorageSettings(heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                                             threads=threads + 1, retry_limit=retry_limit, log=log))
 
-    class ServedStorage(_CachedStorage):
+    class ServedStorage(cached_storage_class()):
         def set_trial_system_attr(self, trial_id, key, value):
             if key == HEARTBEAT_KEY:
-                self._backend.record_heartbeat(trial_id)
+                cached_backend(self).record_heartbeat(trial_id)
                 return
             super().set_trial_system_attr(trial_id, key, value)
 
     storage = ServedStorage(rdb)
     try:
-        server = make_server(storage, host, port, ThreadPoolExecutor(max_workers=threads))
+        server = make_grpc_server(storage, host, port, ThreadPoolExecutor(max_workers=threads))
         server.start()
     except RuntimeError as exc:
         raise UserError(f"--port {port}: cannot listen on {host}:{port} ({exc})") from None

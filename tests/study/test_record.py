@@ -1,0 +1,85 @@
+"""The trial record: round trip through user attrs, one feasibility rule, and studies stored before it."""
+
+import shutil
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from sdd_opt.study.record import SCHEMA_VERSION, VERSION_KEY, TrialRecord, constraint_values, is_feasible
+
+FIXTURE = Path(__file__).parent / "fixtures" / "study_pre_record.db"
+
+
+def _frozen(user_attrs=None, system_attrs=None):
+    return optuna.trial.create_trial(value=1.0, user_attrs=user_attrs or {}, system_attrs=system_attrs or {})
+
+
+def test_round_trip_through_user_attrs():
+    rec = TrialRecord(config={"seed": 0}, seeds=[0, 1], remedy="l2", curve=[{"level": 0, "val_acc": 0.5}],
+                      seed_curves={0: [{"level": 0}], 1: [{"level": 0}]}, selected_level=0, val_acc=0.5,
+                      sdd={"sdd_gap": 0.1, "dip_acc": 0.4, "peak_acc": 0.5, "dense_acc": 0.45, "sdd_present": True},
+                      epochs_spent=4.0, constraints=[-0.1])
+    attrs = rec.to_user_attrs()
+    assert attrs[VERSION_KEY] == SCHEMA_VERSION
+    assert attrs["curve_seed1"] == [{"level": 0}] and attrs["sdd_gap"] == 0.1  # flat copy for the dashboard
+    back = TrialRecord.from_user_attrs(attrs)
+    assert back == rec
+    assert back.metric("epochs") == 4.0 and back.metric("sdd_gap") == 0.1
+
+
+def test_unknown_field_is_refused():
+    with pytest.raises(KeyError, match="no field 'curves'"):
+        TrialRecord().to_user_attrs("curves")
+
+
+def test_legacy_attrs_read_as_version_0():
+    rec = TrialRecord.from_user_attrs({"remedy": "none", "sdd_gap": 0.2, "dense_acc": 0.7, "curve_seed3": [{}]})
+    assert rec.version == 0 and rec.sdd == {"sdd_gap": 0.2, "dense_acc": 0.7} and rec.seed_curves == {3: [{}]}
+
+
+def test_one_feasibility_rule_user_attrs_then_optuna_constraints():
+    assert not is_feasible(_frozen({"constraints": [0.5]}))
+    assert is_feasible(_frozen({"constraints": [-0.5]}, {"constraints": [1.0]}))  # the record wins
+    assert constraint_values(_frozen(system_attrs={"constraints": [0.3]})) == [0.3]
+    assert not is_feasible(_frozen(system_attrs={"constraints": [0.3]}))
+    assert is_feasible(_frozen())
+
+
+def _cli(*args) -> int:
+    from sdd_opt.cli import main
+
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        return exc.code
+    return 0
+
+
+def test_study_stored_by_the_pre_record_main_lists_reports_and_exports(tmp_path, capsys):
+    """tests/study/fixtures/study_pre_record.db: 3 trials of a 2-seed tiny study written before TrialRecord."""
+    db = tmp_path / "old.db"
+    shutil.copy(FIXTURE, db)
+    url = f"sqlite:///{db}"
+    storage = optuna.storages.RDBStorage(url)
+    trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    assert all(VERSION_KEY not in t.user_attrs for t in trials)
+    recs = [TrialRecord.from_trial(t) for t in trials if t.state.name == "COMPLETE"]
+    assert len(recs) == 3 and all(r.version == 0 and len(r.seed_curves) == 2 and r.curve for r in recs)
+    assert all(r.config is not None and r.sdd.get("sdd_gap") is not None for r in recs)
+    del storage
+
+    assert _cli("study", "list", "--storage", url) == 0
+    assert "tiny" in capsys.readouterr().out
+    assert _cli("study", "pareto", "tiny", "--storage", url) == 0
+    out = capsys.readouterr().out
+    assert "feasible" in out and "sdd_gap" in out
+    html = tmp_path / "r.html"
+    assert _cli("report", "tiny", "--storage", url, "--out", str(html), "--no-trial-figures") == 0
+    assert "trial 0" in html.read_text()
+    assert _cli("study", "export", "tiny", "--storage", url, "--out", str(tmp_path / "exp")) == 0
+    exported = sorted((tmp_path / "exp").glob("trial*.yaml"))
+    assert exported
+    data = yaml.safe_load(exported[0].read_text())
+    assert data["prune"]["target_sparsity"] is None and data["model"]["name"] == "cnn1d"

@@ -1,0 +1,69 @@
+"""benchmarks.curve_table: the grid covers the search space, each point is a distinct run, and the
+table is rebuilt from run directories while keeping curves it already holds."""
+
+import json
+
+import pytest
+
+from benchmarks import curve_table as ct
+from sdd_opt.config import load_config
+from sdd_opt.imp import result_hash, write_curve
+
+
+def test_grid_is_seed_major_and_every_point_is_a_distinct_run():
+    points = ct.grid((0, 1))
+    per_seed = (len(ct.L2_VALUES) + len(ct.TEMPERATURES) * len(ct.ALPHAS) * len(ct.TEACHER_L2)) * len(ct.RATES)
+    assert len(points) == 2 * per_seed
+    assert [p["seed"] for p in points[:39]] == [0] * 39  # a partial table still covers the grid
+    hashes = {result_hash(load_config(ct.BASE, ct.overrides(p))) for p in points}
+    assert len(hashes) == len(points)
+    # the grid spans the search space of studies/mnist1d_search.yaml
+    assert {p["train.weight_decay"] for p in points if not p["distill.enabled"]} >= {0.0, 1e-4, 1e-2}
+    assert {p["prune.rate"] for p in points} == {0.2, 0.3, 0.4}
+    assert any(p["distill.enabled"] for p in points)
+
+
+def test_command_reruns_the_same_config():
+    point = ct.grid((1,))[7]
+    cmd = ct.command(point)
+    assert cmd.startswith(f"sdd-opt train --config {ct.BASE} ")
+    sets = [tok for tok in cmd.split() if "=" in tok]
+    cfg = load_config(ct.BASE, sets)
+    assert cfg.seed == 1 and cfg.prune.target_sparsity == 0.98 and cfg.train.epochs == 40
+    assert cfg.prune.rate == point["prune.rate"]
+
+
+def _fake_run(root, point, accs):
+    d = ct.run_dir(root, point)
+    d.mkdir(parents=True)
+    rows = [{"level": i, "sparsity": 1 - 0.7 ** i, "train_acc": 0.9, "val_acc": a, "test_acc": a - 0.01,
+             "loss": 0.1, "epochs": 40, "seconds": 1.0} for i, a in enumerate(accs)]
+    write_curve(rows, d / "curve.csv")
+    (d / "metrics.json").write_text(json.dumps({"levels_done": len(rows), "levels_planned": len(rows)}))
+
+
+def test_table_rows_from_finished_runs_and_kept_without_them(tmp_path):
+    points = ct.grid((0,))[:3]
+    _fake_run(tmp_path, points[0], [0.8, 0.7, 0.75])
+    unfinished = ct.run_dir(tmp_path, points[1])
+    unfinished.mkdir(parents=True)
+    (unfinished / "metrics.json").write_text(json.dumps({"levels_done": 1, "levels_planned": 12}))
+    out = tmp_path / "table.csv"
+    assert ct.write_table(tmp_path, points, out) == 1
+    lines = out.read_text().splitlines()
+    assert lines[0].split(",") == [*ct.KEYS, "seed", *ct.LEVEL_COLUMNS]
+    assert len(lines) == 4 and lines[1].split(",")[-6:] == ["0", "0.000000", "0.9000", "0.8000", "0.7900", "40"]
+    # the run directories are gone (a fresh machine): the table keeps the curve it holds
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs")
+    assert ct.write_table(tmp_path, points, out) == 1
+    assert out.read_text().splitlines() == lines
+    assert set(ct.read_table(out)) == {ct._key(points[0])}
+
+
+def test_foreign_csv_is_refused(tmp_path):
+    out = tmp_path / "t.csv"
+    out.write_text("a,b\n1,2\n")
+    with pytest.raises(SystemExit, match="not a curve table"):
+        ct.read_table(out)
