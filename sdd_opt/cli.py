@@ -1,17 +1,47 @@
 """Command line: ``sdd-opt train | study ... | dashboard | report``.
 
 Every user mistake surfaces as one line ``error: <field>: <reason>`` with exit code 2, before
-training starts; Ctrl-C leaves finished work on disk and says how to resume.
+training starts; Ctrl-C (or SIGTERM, as a batch scheduler sends) leaves finished work on disk and
+says how to resume.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
 from sdd_opt.errors import EXIT_USAGE, DivergedError, UserError, mask_secrets
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM received: stop like Ctrl-C (finished levels are on disk), exit 128 + signal number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """While inside, SIGTERM (``kill``, a scheduler's time limit) raises :class:`Terminated` in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
 
 SET_HELP = "Override a config key, e.g. --set train.epochs=5 --set distill.enabled=true (repeatable)."
 
@@ -48,6 +78,8 @@ def train(config_path, out, overrides, resume, checkpoints, quiet) -> None:
     """
     from sdd_opt.config import load_config, read_yaml, build_config, apply_overrides
     from sdd_opt.imp import run_curve
+    from sdd_opt.paths import check_output_dir
+    from sdd_opt.preflight import check_run
 
     if config_path is not None:
         raw = read_yaml(config_path)
@@ -60,14 +92,20 @@ def train(config_path, out, overrides, resume, checkpoints, quiet) -> None:
             cfg = build_config(apply_overrides(raw, list(overrides)), source=str(config_path))
     else:
         cfg = load_config(None, list(overrides))
+    check_run(cfg)
     out_dir = Path(out) if out else Path("storage/runs") / cfg.hash()
+    check_output_dir(out_dir)
+    if resume and not ((out_dir / "config.yaml").is_file() or (out_dir / "curve.csv").is_file()):
+        raise UserError(f"--resume: {out_dir} holds no run (no config.yaml or curve.csv); drop --resume to start one there")
     click.echo(f"run {cfg.hash()} -> {out_dir}")
     try:
-        result = run_curve(cfg, out_dir, resume=resume, keep_checkpoints=checkpoints, progress=not quiet,
-                           log=click.echo)
-    except KeyboardInterrupt:
-        click.echo(f"\ninterrupted: finished levels are saved in {out_dir}; continue with --resume", err=True)
-        sys.exit(130)
+        with sigterm_as_interrupt():
+            result = run_curve(cfg, out_dir, resume=resume, keep_checkpoints=checkpoints, progress=not quiet,
+                               log=click.echo)
+    except KeyboardInterrupt as exc:
+        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        click.echo(f"\n{how}: finished levels are saved in {out_dir}; continue with --resume", err=True)
+        sys.exit(128 + exc.signum if isinstance(exc, Terminated) else 130)
     except DivergedError as exc:
         click.echo(f"error: {exc}; finished levels are saved in {out_dir} (lower train.lr or add l2)", err=True)
         sys.exit(1)
@@ -95,16 +133,23 @@ def plot(runs, out, labels, metric, title) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     from sdd_opt.imp import read_curve
+    from sdd_opt.paths import check_output_file
     from sdd_opt.plots import format_sparsity_axis
 
     if labels and len(labels) != len(runs):
         raise UserError(f"--label: give one per run ({len(runs)}), got {len(labels)}")
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    for i, run in enumerate(runs):
+    check_output_file(out, suffixes=tuple(sorted(f".{k}" for k in FigureCanvasAgg.get_supported_filetypes())))
+    curves = []
+    for run in runs:  # every curve is read (and checked) before anything is drawn or written
         rows = read_curve(Path(run) / "curve.csv")
         if not rows:
             raise UserError(f"{run}: no curve.csv (not a finished sdd-opt run directory)")
+        curves.append(rows)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    for i, (run, rows) in enumerate(zip(runs, curves)):
         x = [max(1.0 - r["sparsity"], 1e-6) * 100 for r in rows]
         ax.plot(x, [r[metric] for r in rows], marker="o", markersize=3, label=labels[i] if labels else Path(run).name)
     format_sparsity_axis(ax)
@@ -135,6 +180,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except OSError as exc:  # the filesystem refused (full disk, a file vanished): one line naming the file
+        where = exc.filename if exc.filename is not None else type(exc).__name__
+        click.echo(f"error: {mask_secrets(str(where))}: {exc.strerror or exc}", err=True)
+        sys.exit(EXIT_USAGE)
 
 
 def _register_subcommands() -> None:

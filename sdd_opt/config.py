@@ -5,6 +5,11 @@ YAML (safely), patched by dotted ``--set key=value`` overrides, validated by pyd
 keys refused, and hashed to name run directories and teacher caches (as OpenLTH names runs by the
 hash of their description). Each field carries its help text beside it; ``docs/config.md`` is the
 prose version of the same.
+
+Validation is strict, so that a typo never silently becomes a different run: YAML with a key given
+twice is refused, ``epochs: true`` is not 1 epoch (no bool/int/str coercion), ``.inf`` and ``.nan``
+are refused, an empty file is not "all defaults", and ``prune.levels`` has a hard cap. ``1e-3`` is
+read as a number (YAML 1.2), as a researcher writes it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import copy
 import hashlib
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -21,9 +27,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sdd_opt.errors import UserError
 
+# More pruning rounds than this is a typo (levels: 1000000), not an experiment: at the smallest
+# rate anyone uses (0.05) 200 levels keep 0.004 % of the weights.
+MAX_LEVELS = 200
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # strict: no bool -> int, float -> int or str -> number coercion; allow_inf_nan: finite numbers only.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False)
 
 
 class DataConfig(_Section):
@@ -88,13 +98,27 @@ class TrainConfig(_Section):
 
 class PruneConfig(_Section):
     rate: float = Field(0.2, gt=0.0, lt=1.0, description="Fraction of the remaining weights removed per level, in (0, 1).")
-    levels: int = Field(20, ge=0, description="Pruning rounds after the dense training: the curve has levels+1 rows.")
+    levels: int = Field(20, ge=0, description=f"Pruning rounds after the dense training: the curve has levels+1 rows (at most {MAX_LEVELS}).")
     target_sparsity: Optional[float] = Field(None, gt=0.0, lt=1.0, description="If set, levels = the fewest rounds reaching this sparsity.")
     scope: Literal["global", "layer"] = Field("global", description="Rank magnitudes across all layers or within each layer.")
     retrain: Literal["rewind", "finetune", "scratch"] = Field("rewind", description="After pruning: rewind to saved weights, fine-tune the current ones, or re-initialize.")
     rewind_to: int = Field(0, ge=0, description="Rewind point (0: the initial weights; k: weights after k epochs/iterations).")
     rewind_unit: Literal["epoch", "iteration"] = Field("epoch", description="Unit of rewind_to.")
     stop_below: Optional[float] = Field(None, ge=0.0, le=1.0, description="Stop pruning once validation accuracy falls below this (collapse early stop).")
+
+    @field_validator("levels")
+    @classmethod
+    def _levels_capped(cls, v: int) -> int:
+        if v > MAX_LEVELS:
+            raise ValueError(f"at most {MAX_LEVELS} (a hard cap; at rate 0.05, {MAX_LEVELS} levels keep 0.004 % of the weights)")
+        return v
+
+    @model_validator(mode="after")
+    def _level_cap(self) -> "PruneConfig":
+        if self.target_sparsity is not None and self.n_levels > MAX_LEVELS:
+            raise ValueError(f"target_sparsity: {self.target_sparsity} at rate {self.rate} needs {self.n_levels} levels, "
+                             f"more than the cap of {MAX_LEVELS}; raise prune.rate")
+        return self
 
     @property
     def n_levels(self) -> int:
@@ -158,21 +182,78 @@ def stable_hash(obj: Any) -> str:
 
 # -- loading -------------------------------------------------------------------------------
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Load a YAML mapping safely; syntax errors become one-line errors with line and column."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice and reads ``1e-3`` as a float."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise DuplicateKeyError(key, seen[key], key_node.start_mark)
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+class DuplicateKeyError(yaml.MarkedYAMLError):
+    def __init__(self, key: Any, first, mark):
+        super().__init__(problem=f"duplicate key {key!r} (first given on line {first.line + 1})", problem_mark=mark)
+
+
+# YAML 1.1 (PyYAML) reads 1e-3 as a string; YAML 1.2 and every researcher read a number.
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml_text(text: str, source: str) -> Any:
+    """Parse YAML text strictly; errors become one line naming ``source``, line and column."""
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 -- a SafeLoader subclass
+    except DuplicateKeyError as exc:
+        mark = exc.problem_mark
+        raise UserError(f"{source}: line {mark.line + 1}, column {mark.column + 1}: {exc.problem}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        raise UserError(f"{path}: malformed YAML at {where}: {exc.problem}") from None
+        raise UserError(f"{source}: malformed YAML at {where}: {_one_line(exc.problem)}") from None
     except yaml.YAMLError as exc:
-        raise UserError(f"{path}: malformed YAML: {exc}") from None
+        raise UserError(f"{source}: malformed YAML: {_one_line(exc)}") from None
+
+
+def _one_line(text: Any) -> str:
+    return " ".join(str(text).split())
+
+
+def read_text(path: str | Path) -> str:
+    """A text file's contents, with one-line errors for a missing, unreadable or non-UTF-8 file."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, expected a YAML file")
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                        "save the file as UTF-8") from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Load a YAML mapping safely and strictly; an empty file (or one of only comments) is refused."""
+    path = Path(path)
+    data = load_yaml_text(read_text(path), str(path))
     if data is None:
-        return {}
+        raise UserError(f"{path}: empty file; write the keys to change (an empty mapping {{}} means all defaults)")
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
     return data
@@ -186,8 +267,12 @@ def parse_override(item: str) -> tuple[str, Any]:
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
         raise UserError(f"--set {item!r}: empty key")
+    if not raw.strip():
+        return key, None
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = yaml.load(raw, Loader=_StrictLoader)  # noqa: S506 -- a SafeLoader subclass
+    except DuplicateKeyError as exc:
+        raise UserError(f"--set {item!r}: {exc.problem}") from None
     except yaml.YAMLError:
         value = raw
     return key, value

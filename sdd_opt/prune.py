@@ -114,3 +114,12 @@ def magnitude_prune(
         new[n] = flat[offset:offset + numel].view_as(params[n]).to(masks[n].dtype)
         offset += numel
     return new
+
+
+def levels_keeping_weights(n_weights: int, rate: float, limit: int) -> int:
+    """The most levels (up to ``limit``) after which the schedule still keeps at least one of ``n_weights``."""
+    k = 0
+    while k < limit and int(round(n_weights * density_at(k + 1, rate))) >= 1:
+        k += 1
+    return k
+

@@ -71,3 +71,13 @@ def test_pruned_weights_stay_zero_through_sgd_momentum_and_weight_decay():
         assert torch.all(params[n][m == 0] == 0)
         assert torch.any(params[n][m == 1] != 0)
     assert measured_sparsity(model) == pytest.approx(0.7, abs=1e-4)
+
+
+def test_levels_keeping_weights_is_the_last_level_with_a_weight():
+    from sdd_opt.prune import density_at, levels_keeping_weights
+
+    for n, rate in [(31296, 0.99), (1000, 0.2), (7, 0.5), (1, 0.3)]:
+        k = levels_keeping_weights(n, rate, 10_000)
+        assert int(round(n * density_at(k, rate))) >= 1 and int(round(n * density_at(k + 1, rate))) == 0
+    assert levels_keeping_weights(31296, 0.99, 10) == 2  # the example: level 3 keeps none
+    assert levels_keeping_weights(10**6, 0.2, 5) == 5  # capped at the limit asked for

@@ -90,6 +90,19 @@ DATASETS: dict[str, Callable[[str], RawData]] = {
     **{name: _vision(name) for name in ("mnist", "fashionmnist", "cifar10", "cifar100")},
 }
 
+# name -> (shape of one input, number of classes), known without loading or generating the data:
+# lets a config be checked against its model (how many weights there are to prune) before any
+# file is written. tests/data/test_load.py checks it against the loaders.
+SHAPES: dict[str, tuple[tuple[int, ...], int]] = {
+    "mnist1d": ((1, 40), 10),
+    "synthetic1d": ((1, 40), 10),
+    "synthetic_images": ((3, 32, 32), 10),
+    "mnist": ((1, 28, 28), 10),
+    "fashionmnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+    "cifar100": ((3, 32, 32), 100),
+}
+
 # Independent random streams derived from the run seed.
 _SUBSAMPLE, _SPLIT, _TRAIN_NOISE, _VAL_NOISE = range(4)
 

@@ -6,13 +6,20 @@ import pytest
 import torch
 
 from sdd_opt.config import DataConfig
-from sdd_opt.data import DATASETS, Dataset, load_data
+from sdd_opt.data import DATASETS, SHAPES, Dataset, load_data
 from sdd_opt.data import mnist1d as m1d
 from sdd_opt.errors import UserError
 
 
 def test_registry_names():
     assert set(DATASETS) == {"mnist1d", "synthetic1d", "synthetic_images", "mnist", "fashionmnist", "cifar10", "cifar100"}
+
+
+def test_shapes_known_without_loading_match_the_loaders(m1d_dir):
+    assert set(SHAPES) == set(DATASETS)
+    for name in ("mnist1d", "synthetic1d", "synthetic_images"):  # the offline ones; vision: torchvision's sizes
+        d = load_data(DataConfig(name=name, data_dir=m1d_dir), seed=0)
+        assert SHAPES[name] == (d.input_shape, d.num_classes)
 
 
 def test_import_is_cheap():

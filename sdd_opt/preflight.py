@@ -1,0 +1,79 @@
+"""Checks of a run config against its model, made before any data is loaded or any file written.
+
+Validation of single keys lives in :mod:`sdd_opt.config`; what needs the model -- does it accept
+the dataset's inputs, does the pruning schedule leave a weight -- is checked here by building the
+model on the meta device (no memory, no data, milliseconds even for a ResNet-18).
+"""
+
+from __future__ import annotations
+
+from sdd_opt.errors import UserError
+
+
+def meta_model(cfg):
+    """``cfg``'s model built on the meta device for its dataset's input shape (None if unknown)."""
+    import torch
+
+    from sdd_opt.data import SHAPES
+    from sdd_opt.models import build_model
+
+    if cfg.data.name not in SHAPES:
+        return None
+    input_shape, num_classes = SHAPES[cfg.data.name]
+    try:
+        with torch.device("meta"):
+            return build_model(cfg.model, input_shape, num_classes)
+    except ValueError as exc:  # the architecture does not take this data's inputs
+        raise UserError(f"model.name: {exc} (data.name is {cfg.data.name})") from None
+
+
+def check_schedule(cfg, model=None) -> None:
+    """Refuse a schedule that prunes past the last weight (scope ``layer``: of the smallest layer).
+
+    Past that level every retraining trains an empty network: levels of wasted compute and a
+    flat curve. The schedule keeps ``round(n*(1-rate)^k)`` weights at level k (:mod:`sdd_opt.prune`).
+    """
+    from sdd_opt.prune import levels_keeping_weights, prunable_parameters
+
+    p = cfg.prune
+    model = model if model is not None else meta_model(cfg)
+    if model is None or p.n_levels == 0:
+        return
+    sizes = [w.numel() for w in prunable_parameters(model).values()]
+    if not sizes:
+        return
+    n = min(sizes) if p.scope == "layer" else sum(sizes)
+    ok = levels_keeping_weights(n, p.rate, p.n_levels)
+    if ok >= p.n_levels:
+        return
+    what = (f"its smallest layer has {n:,} weights" if p.scope == "layer"
+            else f"{cfg.model.name} (width {cfg.model.width}) has {n:,} prunable weights")
+    field = "prune.target_sparsity" if p.target_sparsity is not None else "prune.levels"
+    raise UserError(f"{field}: {p.n_levels} levels at rate {p.rate} prune past the last weight: {what} and level "
+                    f"{ok + 1} would keep none; use at most {ok} levels at this rate, or a lower prune.rate")
+
+
+def check_folders(cfg) -> None:
+    """``data.data_dir`` and the teacher cache can be folders: nothing on their way is a regular file.
+
+    (Not writability: a read-only shared dataset folder is fine when the data is already there.)
+    """
+    from pathlib import Path
+
+    folders = [("data.data_dir", cfg.data.data_dir)]
+    if cfg.distill.enabled:
+        folders.append(("distill.teacher.cache_dir", cfg.distill.teacher.cache_dir))
+    for key, folder in folders:
+        path = Path(folder).expanduser()
+        for part in (path, *path.parents):
+            if part.exists():
+                if not part.is_dir():
+                    where = "is a file" if part == path else f"{part} is a file"
+                    raise UserError(f"{key} {folder}: {where}, not a directory")
+                break
+
+
+def check_run(cfg) -> None:
+    """Everything :mod:`sdd_opt.config` cannot check alone: folders, the model fits the data, the schedule keeps a weight."""
+    check_folders(cfg)
+    check_schedule(cfg, meta_model(cfg))
