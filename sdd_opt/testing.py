@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    """Run ``sdd-opt ARGS`` in this process; return (exit code, stdout, stderr) via pytest's capsys."""
+def cli_exit_code(*args: str) -> int:
+    """Run ``sdd-opt ARGS`` in this process and return its exit code (output left to the caller)."""
     from sdd_opt.cli import main
 
     try:
         main(list(args))
-        code = 0
     except SystemExit as exc:
-        code = exc.code
+        return exc.code
+    return 0
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """Run ``sdd-opt ARGS`` in this process; return (exit code, stdout, stderr) via pytest's capsys."""
+    code = cli_exit_code(*args)
     out = capsys.readouterr()
     return code, out.out, out.err
 

@@ -8,7 +8,7 @@ import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from sdd_opt.curve import sdd_metrics, select_level
-from sdd_opt.testing import tiny_study
+from sdd_opt.testing import cli_exit_code, tiny_study
 
 
 def tiny_study_dict(tmp, **changes) -> dict:
@@ -18,14 +18,7 @@ def tiny_study_dict(tmp, **changes) -> dict:
     return tiny_study(tmp, levels=3, rate=0.4, **settings)
 
 
-def run_cli(*args) -> int:
-    from sdd_opt.cli import main
-
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return exc.code
-    return 0
+run_cli = cli_exit_code  # (*args) -> exit code
 
 
 @pytest.fixture(scope="session")

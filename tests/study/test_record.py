@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from sdd_opt.study.record import SCHEMA_VERSION, VERSION_KEY, TrialRecord, constraint_values, is_feasible
+from sdd_opt.testing import cli_exit_code
 
 FIXTURE = Path(__file__).parent / "fixtures" / "study_pre_record.db"
 
@@ -47,14 +48,7 @@ def test_one_feasibility_rule_user_attrs_then_optuna_constraints():
     assert is_feasible(_frozen())
 
 
-def _cli(*args) -> int:
-    from sdd_opt.cli import main
-
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return exc.code
-    return 0
+_cli = cli_exit_code  # (*args) -> exit code
 
 
 def test_study_stored_by_the_pre_record_main_lists_reports_and_exports(tmp_path, capsys):
