@@ -1,5 +1,9 @@
 """Search efficiency: how fast each sampler grows the accuracy/sparsity front.
 
+Two modes. ``--replay TABLE`` serves trials from the recorded-curve table (full fidelity, every
+sampler, 10-20 seeds in minutes; ``benchmarks/replay_search.py``), and ends with the verdict line
+``auto/random epochs-to-target ratio R (median over N seeds), p=P``. Without it, it trains:
+
 Runs the same reduced-fidelity MNIST-1D study (``studies/mnist1d_demo.yaml``'s search space:
 l2 weight, distillation on/off with T and alpha, IMP rate; ``--epochs`` per level instead of 20)
 once per sampler and sampler seed, each in its own SQLite file and run directory, through the
@@ -24,9 +28,10 @@ default; an existing one is resumed). Printed:
 4. trials each sampler needs to reach random search's final HV: against the random study of the
    same seed, and against the median of random's final HVs.
 
-HV is ``sdd_opt.study.pareto.hypervolume_history`` of each study: the area dominated by the
-feasible complete trials' (val_acc, sparsity) at the selected level, both maximized, reference
-point (0, 0): what ``sdd-opt report``, ``study status`` and the dashboard show. The epochs of
+HV is ``sdd_opt.study.pareto.hypervolume_history`` of each study: the project's one search measure
+(the front of every level of the feasible trials, selected on validation accuracy, measured with
+test accuracy over decades of weights removed; reference: the collapse floor and the dense model):
+what ``sdd-opt report``, ``study status`` and the dashboard show. The epochs of
 table 3 are what the search paid: each trial's ``epochs_trained`` (levels reused from an earlier
 identical trial are free) plus the dense teacher's epochs when the trial trained one (the cache
 serves later distillation trials of the same study). ``--out-csv`` writes one row per trial.
@@ -56,6 +61,7 @@ from benchmarks import common
 STUDY_FILE = "studies/mnist1d_demo.yaml"  # relative to the repository root, wherever this runs from
 _STUDY_PATH = Path(__file__).resolve().parents[1] / STUDY_FILE
 SAMPLERS = ("nsga2", "tpe", "random", "gp")
+REPLAY_CONTENDERS = ("auto", "random", "random+sh", "tpe", "gp", "nsga2")
 TINY_SET = ["data.name=synthetic1d", "model.width=8", "train.batch_size=64", "train.epochs=1",
             "prune.target_sparsity=null", "prune.levels=3"]
 
@@ -169,7 +175,7 @@ def run_one(job: tuple) -> dict:
     ia, isp = names.index("val_acc"), names.index("sparsity")
     done = sorted((t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE),
                   key=lambda t: t.number)
-    # The project's own HV bookkeeping (feasible trials only, ref (0, 0)), in the same trial order as `done`.
+    # The project's own search measure (feasible trials only), in the same trial order as `done`.
     hist = hypervolume_history(study, spec)
     history = [float(h) if h is not None and h == h else 0.0 for h in hist["hypervolume"]] if len(hist) else []
     assert len(history) == len(done)
@@ -209,8 +215,8 @@ def report(results: list[dict], samplers: list[str], seeds: list[int], args) -> 
                      _count(statistics.median(len(by[(s, sd)]["points"]) for sd in seeds)),
                      _count(statistics.median(by[(s, sd)]["spent"][-1] if by[(s, sd)]["spent"] else 0 for sd in seeds)),
                      statistics.median(by[(s, sd)]["wall"] for sd in seeds)])
-    print("### 1. final hypervolume (sdd_opt.study.pareto.hypervolume: feasible trials' val_acc x sparsity "
-          "at the selected level, reference point (0, 0))")
+    print("### 1. final hypervolume (sdd_opt.study.pareto.hypervolume: the validation-selected front of all levels "
+          "of the feasible trials, test accuracy x decades of weights removed)")
     print()
     print(common.table(["sampler", *[f"seed {sd}" for sd in seeds], "median", "complete trials",
                         "epochs trained (median)", "study wall s (median)"], rows))
@@ -274,8 +280,16 @@ def _floor(text: str) -> object:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.search_efficiency", description=__doc__.split("\n\n")[0])
-    p.add_argument("--samplers", default="nsga2,tpe,random", help="comma list of nsga2,tpe,random,gp")
-    p.add_argument("--seeds", default="0,1,2", help="sampler seeds (default 0,1,2)")
+    p.add_argument("--replay", default=None, metavar="TABLE",
+                   help="replay trials from a recorded-curve table (benchmarks/data/mnist1d_curves.csv) instead of "
+                        "training: every sampler and many seeds in minutes (see benchmarks/replay_search.py)")
+    p.add_argument("--study", default=None, help="with --replay: the study file (default studies/mnist1d_search.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --replay: override a key of the study's base config (repeatable)")
+    p.add_argument("--samplers", default=None,
+                   help="comma list of nsga2,tpe,random,gp (default nsga2,tpe,random); with --replay: contenders "
+                        "among auto,random,random+sh,tpe,gp,nsga2 (default auto,random)")
+    p.add_argument("--seeds", default="0,1,2", help="sampler seeds: a list (0,1,2; the default) or a range (0-9)")
     p.add_argument("--n-trials", type=int, default=None,
                    help="complete trials per study (default 24: 9 studies fit ~45 min on 2 cores; --tiny: 3)")
     p.add_argument("--epochs", type=int, default=8, help="epochs per pruning level (default 8; the demo: 20)")
@@ -296,18 +310,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tiny", action="store_true",
                    help="synthetic data, width-8 model, 1 epoch, 3 pruning levels, 3 trials (seconds; tests)")
     args = p.parse_args(argv)
+    from benchmarks.replay_search import parse_seeds
+
     if args.n_trials is None:
-        args.n_trials = 3 if args.tiny else 24
-    args.sampler_list = [s.strip() for s in args.samplers.split(",") if s.strip()]
-    bad = [s for s in args.sampler_list if s not in SAMPLERS]
+        args.n_trials = 80 if args.replay else 3 if args.tiny else 24
+    allowed = REPLAY_CONTENDERS if args.replay else SAMPLERS
+    default = "auto,random" if args.replay else "nsga2,tpe,random"
+    args.sampler_list = [s.strip() for s in (args.samplers or default).split(",") if s.strip()]
+    args.contenders = args.sampler_list
+    bad = [s for s in args.sampler_list if s not in allowed]
     if bad or not args.sampler_list:
-        p.error(f"--samplers: unknown {', '.join(bad) or '(none)'}; choose from {', '.join(SAMPLERS)}")
+        p.error(f"--samplers: unknown {', '.join(bad) or '(none)'}; choose from {', '.join(allowed)}")
     try:
-        args.seed_list = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        p.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
-    if not args.seed_list or len(set(args.seed_list)) != len(args.seed_list):
-        p.error(f"--seeds: expected distinct comma-separated integers, got {args.seeds!r}")
+        args.seed_list = parse_seeds(args.seeds)
+    except ValueError as exc:
+        p.error(f"--seeds: {exc}")
     if min(args.n_trials, args.epochs, args.jobs, args.threads) < 1:
         p.error("--n-trials, --epochs, --jobs and --threads must be at least 1")
     return args
@@ -315,6 +332,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.replay:
+        from benchmarks import replay_search
+
+        return {"verdict": replay_search.main(args)}
     import torch
 
     from sdd_opt.errors import UserError

@@ -39,7 +39,7 @@ from sdd_opt.prune import apply_masks, density_at, full_masks, magnitude_prune, 
 from sdd_opt.provenance import provenance
 from sdd_opt.train import autocast_dtype, evaluate, resolve_device, steps_per_epoch, train_model
 
-LevelCallback = Callable[[dict], None]
+LevelCallback = Callable[[dict], Optional[str]]  # returns a reason to stop the curve here, or None
 # Keys that change where/how fast a run goes but not its result: ignored when matching a resume.
 _NON_RESULT_KEYS = {"train": {"device", "threads", "eval_batch_size"}, "data": {"data_dir"}}
 
@@ -69,6 +69,19 @@ def result_hash(cfg: RunConfig) -> str:
     from sdd_opt.config import stable_hash
 
     return stable_hash(_result_description(cfg))
+
+
+# Prune keys that do not change level 0 (the dense training): runs that differ only in these share it.
+_SCHEDULE_KEYS = ("rate", "levels", "target_sparsity", "scope", "stop_below")
+
+
+def dense_key(cfg: RunConfig) -> str:
+    """Hash of what decides a run's dense level 0 and its rewind point (not the pruning schedule)."""
+    from sdd_opt.config import stable_hash
+
+    d = _result_description(cfg)
+    d["prune"] = {k: v for k, v in d["prune"].items() if k not in _SCHEDULE_KEYS}
+    return stable_hash(d)
 
 
 def read_curve(path: Path) -> list[dict]:
@@ -120,6 +133,7 @@ class _Run:
     masks: dict
     rewind_step: int
     rewind_state: Optional[dict]
+    dense_cache: Optional[Path] = None
 
     @property
     def ckpt_dir(self) -> Path:
@@ -270,11 +284,15 @@ def _level_loop(run: _Run, rows: list[dict], start_level: int, teacher, *, on_le
             row = _train_level(run, level, teacher, precision, on_epoch, keep_checkpoints)
             rows.append(row)
             write_curve(rows, run.out / "curve.csv")
+            if level == 0 and run.dense_cache is not None:
+                _share_dense(run, row)
             msg = (f"level {level:>2}/{n_levels}  sparsity {row['sparsity']:.4f}  train {row['train_acc']:.3f}  "
                    f"val {row['val_acc']:.3f}  test {row['test_acc']:.3f}  ({row['seconds']:.1f}s)")
             tqdm.write(msg) if progress else log(msg)
-            if on_level:
-                on_level(row)
+            stop = on_level(row) if on_level else None
+            if stop and level < n_levels:
+                log(f"early stop: {stop}; skipping {n_levels - level} level(s)")
+                return True, stop
             if p.stop_below is not None and is_collapsed(row["val_acc"], p.stop_below) and level < n_levels:
                 reason = f"validation accuracy {row['val_acc']:.3f} below stop_below {p.stop_below} at level {level}"
                 log(f"collapse early stop: {reason}; skipping {n_levels - level} level(s)")
@@ -282,6 +300,40 @@ def _level_loop(run: _Run, rows: list[dict], start_level: int, teacher, *, on_le
     finally:
         bar.close()
     return False, ""
+
+
+def _dense_dir(run: _Run) -> Path:
+    return run.dense_cache / dense_key(run.cfg)
+
+
+def _share_dense(run: _Run, row: dict) -> None:
+    """Publish this run's level 0 (weights, rewind point, curve row) for runs with another schedule."""
+    dest = _dense_dir(run)
+    if (dest / "row.json").exists():
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("level_0.pt", "rewind.pt"):
+        if (run.ckpt_dir / name).exists():
+            save_atomic(load_checkpoint(run.ckpt_dir / name), dest / name)
+    write_text_atomic(json.dumps(row), dest / "row.json")  # written last: marks the entry complete
+
+
+def _adopt_dense(run: _Run, log: Callable[[str], None]) -> list[dict]:
+    """Level 0 from a run that differs only in its pruning schedule, if one was shared; else []."""
+    src = _dense_dir(run)
+    if not (src / "row.json").exists():
+        return []
+    try:
+        row = json.loads((src / "row.json").read_text())
+        for name in ("level_0.pt", "rewind.pt"):
+            if (src / name).exists():
+                save_atomic(load_checkpoint(src / name), run.ckpt_dir / name)
+    except Exception as exc:  # a damaged entry costs one dense training, never the run
+        log(f"warning: not reusing the shared dense level in {src} ({exc})")
+        return []
+    write_curve([row], run.out / "curve.csv")
+    log(f"level 0 reused from {src.name} (same dense training, another pruning schedule)")
+    return [row]
 
 
 def _finish(run: _Run, rows: list[dict], stopped: bool, reason: str, teacher_src: str,
@@ -313,11 +365,24 @@ def run_curve(
     keep_checkpoints: str = "all",
     progress: bool = True,
     log: Callable[[str], None] = print,
+    dense_cache: Optional[Path] = None,
 ) -> RunResult:
-    """Train ``cfg`` through every pruning level, writing the run directory ``out_dir``."""
+    """Train ``cfg`` through every pruning level, writing the run directory ``out_dir``.
+
+    With ``dense_cache`` (a folder shared by a study's runs), level 0 is taken from an earlier run
+    that differs only in the pruning schedule, and this run's level 0 is shared in turn;
+    ``RunResult.extra["dense_reused"]`` says whether it was.
+    """
     out = Path(out_dir)
     rows = _stored_rows(cfg, out, resume)
     run = _start(cfg, out)
+    run.dense_cache = Path(dense_cache) if dense_cache is not None else None
+    reused_dense = False
+    if not rows and run.dense_cache is not None:
+        rows = _adopt_dense(run, log)
+        reused_dense = bool(rows)
+        if reused_dense and on_level:
+            on_level(rows[0])
     start_level = _resume(run, rows, log)
     p = cfg.prune
     stopped, reason = False, ""
@@ -328,4 +393,6 @@ def run_curve(
     if start_level <= p.n_levels:
         stopped, reason = _level_loop(run, rows, start_level, teacher, on_level=on_level,
                                       keep_checkpoints=keep_checkpoints, progress=progress, log=log)
-    return _finish(run, rows, stopped, reason, teacher_src, log)
+    result = _finish(run, rows, stopped, reason, teacher_src, log)
+    result.extra["dense_reused"] = reused_dense
+    return result

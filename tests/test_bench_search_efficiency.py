@@ -62,7 +62,8 @@ def test_tiny_run_prints_consistent_tables(tmp_path, capsys):
 
     import optuna
 
-    from sdd_opt.study.pareto import hypervolume_2d
+    from sdd_opt.study.pareto import hypervolume
+    from sdd_opt.study.runner import load_stored
 
     n = 3
     out = se.main(["--tiny", "--jobs", "1", "--seeds", "0,1", "--samplers", "nsga2,random",
@@ -70,7 +71,7 @@ def test_tiny_run_prints_consistent_tables(tmp_path, capsys):
                    "--out-csv", str(tmp_path / "trials.csv")])
     text = capsys.readouterr().out
     assert text.startswith("## search efficiency") and "machine: " in text and "s wall" in text
-    assert "reference point (0, 0)" in text
+    assert "validation-selected front of all levels" in text
     tables = parse_tables(text)
     assert len(tables) == 4
     finals, by_k, by_epochs, reach = tables
@@ -81,14 +82,12 @@ def test_tiny_run_prints_consistent_tables(tmp_path, capsys):
         assert all(b >= a for a, b in zip(res["history"], res["history"][1:]))  # HV never shrinks
         assert all(e > 0 for e in res["epochs"])  # nothing to reuse in a fresh study with 3 distinct trials
         assert res["final"] > 0
-        # The history is the project's hypervolume of each prefix of the trials (all feasible: no constraints).
-        assert res["history"] == pytest.approx([hypervolume_2d(res["points"][:k]) for k in range(1, n + 1)])
-        # ... and its last value the HV of what the study's own SQLite file holds.
+        # The history is the project's measure of each prefix of the trials the study's SQLite file holds.
         key = f"{res['sampler']}-{res['seed']}"
-        study = optuna.load_study(study_name=f"search-efficiency-{key}",
-                                  storage=f"sqlite:///{tmp_path / 'work' / key / 'study.db'}")
-        stored = [tuple(t.values[:2]) for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))]
-        assert len(stored) == n and hypervolume_2d(stored) == pytest.approx(res["final"])
+        study, spec = load_stored(f"search-efficiency-{key}", f"sqlite:///{tmp_path / 'work' / key / 'study.db'}")
+        stored = sorted(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)), key=lambda t: t.number)
+        assert len(stored) == n
+        assert res["history"] == pytest.approx([hypervolume(study, spec, stored[:k]) or 0.0 for k in range(1, n + 1)])
     # Table 1: the median column is the median of the per-seed columns.
     for r in finals:
         assert float(r["median"]) == pytest.approx((float(r["seed 0"]) + float(r["seed 1"])) / 2, abs=1e-3)

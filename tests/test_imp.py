@@ -117,3 +117,20 @@ def test_collapse_early_stop(tiny_overrides, tmp_path):
     cfg = load_config(None, tiny_overrides + ["prune.levels=4", "prune.stop_below=0.99"])
     res = run_curve(cfg, tmp_path / "r", **quiet)
     assert res.stopped_early and len(res.rows) == 1 and "stop_below" in res.stop_reason
+
+
+@pytest.mark.parametrize("retrain", ["rewind", "finetune"])
+def test_a_shared_dense_level_changes_no_result(tiny_overrides, tmp_path, retrain):
+    """Runs that differ only in the pruning schedule share level 0, and the curve stays the same."""
+    base = tiny_overrides + [f"prune.retrain={retrain}"]
+    first = load_config(None, base + ["prune.rate=0.5"])
+    other = load_config(None, base + ["prune.rate=0.3"])
+    run_curve(first, tmp_path / "a", dense_cache=tmp_path / "dense", **quiet)
+    shared = run_curve(other, tmp_path / "b", dense_cache=tmp_path / "dense", **quiet)
+    alone = run_curve(other, tmp_path / "c", **quiet)
+    assert shared.extra["dense_reused"] and not alone.extra["dense_reused"]
+    assert _strip(shared.rows) == _strip(alone.rows)
+    # a different dense training (another l2) is not shared
+    l2 = run_curve(load_config(None, base + ["prune.rate=0.3", "train.weight_decay=0.01"]), tmp_path / "d",
+                   dense_cache=tmp_path / "dense", **quiet)
+    assert not l2.extra["dense_reused"]

@@ -97,7 +97,7 @@ def _worker_storage(storage, heartbeat_interval, grace_period, storage_timeout, 
                  retry_limit=storage_timeout, log=_log_err)
 
 
-def _work(s, spec, url, *, n_trials, timeout, device, threads, artifacts, progress):
+def _work(s, spec, url, *, n_trials, timeout, device, threads, artifacts, progress, replay=None):
     from sdd_opt.study.objective import Objective
     from sdd_opt.study.runner import work
     from sdd_opt.study.storage import resolve_artifacts
@@ -111,8 +111,13 @@ def _work(s, spec, url, *, n_trials, timeout, device, threads, artifacts, progre
         except ValidationError:
             raise UserError(f"--device: must be cpu, cuda or cuda:K (got {device!r})") from None
     progress = sys.stderr.isatty() if progress is None else progress
-    obj = Objective(spec, resolve_artifacts(url, artifacts), device=device, threads=threads, progress=progress,
-                    log=click.echo)
+    if replay is not None:
+        from sdd_opt.study.replay import ReplayObjective
+
+        obj = ReplayObjective(spec, replay, log=click.echo)
+    else:
+        obj = Objective(spec, resolve_artifacts(url, artifacts), device=device, threads=threads, progress=progress,
+                        log=click.echo)
     try:
         res = work(s, obj, n_trials=n_trials, timeout=timeout, log=click.echo)
     except KeyboardInterrupt as exc:
@@ -132,8 +137,11 @@ def _work(s, spec, url, *, n_trials, timeout, device, threads, artifacts, progre
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a base-config key for every trial (stored with the study).")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Local worker processes.")
 @click.option("--seed-with-paper", is_flag=True, help="Enqueue the paper's reference points as the first trials.")
+@click.option("--replay", default=None, metavar="TABLE",
+              help="Serve trials from a recorded-curve table instead of training (benchmarks/data/mnist1d_curves.csv): "
+                   "the same study in seconds, charged the epochs real trials would cost (docs/studies.md).")
 @_worker_options
-def run(file, storage, name, overrides, jobs, seed_with_paper, n_trials, timeout, device, threads, artifacts,
+def run(file, storage, name, overrides, jobs, seed_with_paper, replay, n_trials, timeout, device, threads, artifacts,
         heartbeat_interval, grace_period, storage_timeout, progress) -> None:
     """Create or resume the study FILE and run trials until its budget is met.
 
@@ -148,6 +156,13 @@ def run(file, storage, name, overrides, jobs, seed_with_paper, n_trials, timeout
     timeout = timeout or spec.file.budget.timeout
     if n_trials is None and timeout is None:
         raise UserError("no budget: give --n-trials or --timeout, or budget.n_trials in the study file")
+    table = None
+    if replay is not None:
+        from sdd_opt.study.replay import CurveTable
+
+        if jobs > 1:
+            raise UserError("--replay runs in one process: drop --jobs")
+        table = CurveTable.load(replay)
     st, url = _worker_storage(storage, heartbeat_interval, grace_period, storage_timeout)
     s = create_or_resume(spec, st, url)
     if seed_with_paper:
@@ -162,7 +177,7 @@ def run(file, storage, name, overrides, jobs, seed_with_paper, n_trials, timeout
                       config_device=spec.base.train.device)
     else:
         _work(s, spec, url, n_trials=n_trials, timeout=timeout, device=device, threads=threads, artifacts=artifacts,
-              progress=progress)
+              progress=progress, replay=table)
     _print_summary(s, spec, url)
 
 
@@ -216,16 +231,35 @@ def _load(name, storage):
     return s, spec, url
 
 
+def front_of_levels(spec) -> bool:
+    """A study whose objectives are not (val_acc, sparsity) -- e.g. ``curve_hv`` -- shows its front over
+    all levels: the selected-point front of one objective would be a single trial."""
+    return not {"val_acc", "sparsity"} <= set(spec.metric_names)
+
+
+def _measure_line(s, spec) -> str:
+    from sdd_opt.study.pareto import hypervolume, measure_of
+
+    hv = hypervolume(s, spec)
+    return ("hypervolume " + (f"{hv:.4f}" if hv is not None else "-") + " (front of all levels selected on "
+            f"validation, test accuracy x decades of weights removed, reference accuracy {measure_of(spec).ref_acc:g})")
+
+
 def _print_summary(s, spec, url) -> None:
-    from sdd_opt.study.pareto import front_table
+    from sdd_opt.study.pareto import front_table, levels_front
     from sdd_opt.study.runner import counts
     from sdd_opt.study.storage import masked
 
     c = counts(s)
     click.echo(f"\n{spec.name}: {c['COMPLETE']} complete, {c['FAIL']} failed, {c['RUNNING']} running, {c['PRUNED']} pruned")
     if c["COMPLETE"]:
-        click.echo("Pareto front (selected points):")
-        click.echo(_format(front_table(s, spec), "table"))
+        if front_of_levels(spec):
+            click.echo("Pareto front over every level of every trial (validation accuracy x sparsity):")
+            click.echo(_format(levels_front(s, spec), "table"))
+        else:
+            click.echo("Pareto front (selected points):")
+            click.echo(_format(front_table(s, spec), "table"))
+        click.echo(_measure_line(s, spec))
     click.echo(f"\nopen the dashboard:  sdd-opt dashboard --storage '{masked(url)}'")
     click.echo(f"export the front:    sdd-opt study export {spec.name} --storage '{masked(url)}' --out exported/{spec.name}")
 
@@ -235,15 +269,15 @@ def _print_summary(s, spec, url) -> None:
 @_storage_option
 def status(name, storage) -> None:
     """Trials by state, front size and hypervolume of study NAME."""
-    from sdd_opt.study.pareto import hypervolume
+    from sdd_opt.study.pareto import levels_front
     from sdd_opt.study.runner import counts
 
     s, spec, url = _load(name, storage)
     c = counts(s)
     click.echo(f"study {name}: " + ", ".join(f"{k.lower()} {v}" for k, v in c.items() if v or k == "COMPLETE"))
     if c["COMPLETE"]:
-        hv = hypervolume(s, spec)
-        click.echo(f"front size {len(s.best_trials)}" + (f", hypervolume {hv:.4f} (val_acc x sparsity, ref 0,0)" if hv is not None else ""))
+        click.echo(f"front size {len(levels_front(s, spec)) if front_of_levels(spec) else len(s.best_trials)}; "
+                   + _measure_line(s, spec))
 
 
 def _format(df, fmt: str) -> str:
@@ -259,14 +293,15 @@ def _format(df, fmt: str) -> str:
 @study.command("pareto")
 @click.argument("name")
 @_storage_option
-@click.option("--levels", is_flag=True, help="Front over every level of every trial instead of the selected points.")
+@click.option("--levels", is_flag=True, help="Front over every level of every trial instead of the selected points "
+              "(the default for a study whose objectives are not val_acc and sparsity, e.g. curve_hv).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 def pareto(name, storage, levels, fmt) -> None:
     """Print the Pareto front of study NAME."""
     from sdd_opt.study.pareto import front_table, levels_front
 
     s, spec, _ = _load(name, storage)
-    df = levels_front(s, spec) if levels else front_table(s, spec)
+    df = levels_front(s, spec) if levels or front_of_levels(spec) else front_table(s, spec)
     click.echo(_format(df, fmt))
 
 
@@ -274,7 +309,8 @@ def pareto(name, storage, levels, fmt) -> None:
 @click.argument("name")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for configs and front.csv.")
 @click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
-@click.option("--levels", is_flag=True, help="One config per Pareto-optimal level (over all levels of all trials).")
+@click.option("--levels", is_flag=True, help="One config per Pareto-optimal level (over all levels of all trials; "
+              "the default for a study whose objectives are not val_acc and sparsity, e.g. curve_hv).")
 @_storage_option
 def export(name, out, fmt, levels, storage) -> None:
     """Write one run config per Pareto-optimal trial of NAME, plus front.csv.
@@ -284,7 +320,7 @@ def export(name, out, fmt, levels, storage) -> None:
     from sdd_opt.study.export import export_front
 
     s, spec, _ = _load(name, storage)
-    table = export_front(s, spec, Path(out), fmt, levels)
+    table = export_front(s, spec, Path(out), fmt, levels or front_of_levels(spec))
     click.echo(f"wrote {len(table)} config(s) and front.csv to {out}")
 
 

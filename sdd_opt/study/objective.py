@@ -27,6 +27,8 @@ from sdd_opt.curve import select_level, sdd_metrics
 from sdd_opt.errors import DivergedError, UserError
 from sdd_opt.provenance import versions
 from sdd_opt.study._optuna_compat import trial_id_of
+from sdd_opt.study.halving import make_halving
+from sdd_opt.study.pareto import measure_of
 from sdd_opt.study.record import TrialRecord, seed_curve_key
 from sdd_opt.study.space import suggest_config
 from sdd_opt.study.spec import StudySpec
@@ -72,11 +74,12 @@ def mean_curve(curves: list[list[dict]]) -> list[dict]:
         rows = [c[i] for c in curves]
         row = {"level": rows[0]["level"]}
         for key in ("sparsity", "train_acc", "val_acc", "test_acc", "loss"):
-            row[key] = statistics.fmean(r[key] for r in rows)
+            if all(key in r for r in rows):  # replayed curves have no loss
+                row[key] = statistics.fmean(r[key] for r in rows)
         row["val_acc_std"] = statistics.stdev([r["val_acc"] for r in rows]) if len(rows) > 1 else 0.0
         row["test_acc_std"] = statistics.stdev([r["test_acc"] for r in rows]) if len(rows) > 1 else 0.0
         row["epochs"] = sum(r["epochs"] for r in rows)
-        row["seconds"] = sum(r["seconds"] for r in rows)
+        row["seconds"] = sum(r.get("seconds", 0.0) for r in rows)
         out.append(row)
     return out
 
@@ -117,6 +120,7 @@ class Objective:
         self.threads = threads
         self.progress = progress
         self.log = log
+        self.halving = make_halving(spec)
         self.last_trial_id: Optional[int] = None
 
     def _check_budget(self, trial: optuna.Trial) -> None:
@@ -144,10 +148,8 @@ class Objective:
                 trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
             raise
 
-    def _run(self, trial: optuna.Trial) -> tuple[float, ...] | float:
-        from sdd_opt.distill import teacher_config, teacher_origin
-        from sdd_opt.imp import read_curve, result_hash, run_curve
-
+    def _trial_config(self, trial: optuna.Trial) -> tuple[RunConfig, list[int]]:
+        """Sample the trial's config and record what defines it (config, seeds, versions, remedy)."""
         self._check_budget(trial)
         try:
             cfg = suggest_config(trial, self.spec)
@@ -158,13 +160,27 @@ class Objective:
             cfg.train.device = self.device
         if self.threads:
             cfg.train.threads = self.threads
-        if cfg.distill.teacher.cache_dir == TEACHER_CACHE_DEFAULT:  # share teachers beside the study's runs
-            cfg.distill.teacher.cache_dir = str(self.runs.parent / "teachers")
+        if self.runs is not None and cfg.distill.teacher.cache_dir == TEACHER_CACHE_DEFAULT:
+            cfg.distill.teacher.cache_dir = str(self.runs.parent / "teachers")  # share teachers beside the runs
         seeds = [cfg.seed + i for i in range(self.spec.file.repeats)]
         record = TrialRecord(config=cfg.describe(), seeds=seeds, versions=versions(), remedy=remedy_of(cfg))
         record.write(trial, "config", "seeds", "versions", "remedy")
         self.log(f"trial {trial.number}: {_describe_params(trial.params)}")
+        return cfg, seeds
 
+    def level_stop(self, trial: optuna.Trial, rows: list[dict]) -> Optional[str]:
+        """The study's successive-halving rule on this trial's levels so far (None: go on)."""
+        if self.halving is None:
+            return None
+        peers = [TrialRecord.from_trial(t).curve for t in
+                 trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+        return self.halving.decide(rows, [p for p in peers if p])
+
+    def _run(self, trial: optuna.Trial) -> tuple[float, ...] | float:
+        from sdd_opt.distill import teacher_config, teacher_origin
+        from sdd_opt.imp import read_curve, result_hash, run_curve
+
+        cfg, seeds = self._trial_config(trial)
         curves, run_dirs, stops, cost = [], [], [], []
         t0 = time.perf_counter()
         for seed in seeds:
@@ -176,22 +192,23 @@ class Objective:
             key = seed_curve_key(seed)
             done: list[dict] = []
 
-            def on_level(row: dict, key=key, done=done) -> None:
+            def on_level(row: dict, key=key, done=done) -> Optional[str]:
                 done.append(row)
                 trial.set_user_attr(key, done)
+                return self.level_stop(trial, done)
 
             try:
                 with run_lock(run_dir, self.log):
                     reused = len(read_curve(run_dir / "curve.csv"))  # levels an earlier trial or try finished
                     res = run_curve(run_cfg, run_dir, resume=True, on_level=on_level, keep_checkpoints="last",
-                                    progress=self.progress, log=self.log)
+                                    progress=self.progress, log=self.log, dense_cache=self.runs.parent / "dense")
             except DivergedError as exc:
                 trial.set_user_attr("fail_reason", f"seed {seed}: {exc}")
                 raise
             trial.set_user_attr(key, res.rows)
             curves.append(res.rows)
             stops.append(res.stop_reason)
-            reused = min(reused, len(res.rows))
+            reused = min(max(reused, int(bool(res.extra.get("dense_reused")))), len(res.rows))
             origin = teacher_origin(res.teacher)
             cost.append({"seed": seed, "levels_reused": reused, "levels_trained": len(res.rows) - reused,
                          "epochs_trained": sum(int(r["epochs"]) for r in res.rows[reused:]), "teacher": origin,
@@ -214,7 +231,8 @@ class Objective:
         sdd_test = sdd_metrics(sp, [r["test_acc"] for r in mean], a.sdd_threshold, a.within).as_dict()
         sel = select_level(val, sp, spec.file.select.rule, spec.file.select.epsilon)
         epochs = float(sum(sum(r["epochs"] for r in c) for c in curves))
-        values = {"val_acc": val[sel], "sparsity": sp[sel], "sdd_gap": sdd["sdd_gap"], "epochs": epochs}
+        values = {"val_acc": val[sel], "sparsity": sp[sel], "sdd_gap": sdd["sdd_gap"], "epochs": epochs,
+                  "curve_hv": measure_of(spec).curve_hypervolume(mean)}
         result = TrialRecord(
             curve=mean, selected_level=sel, val_acc=val[sel], val_acc_std=mean[sel]["val_acc_std"],
             sparsity=sp[sel], test_acc=mean[sel]["test_acc"], sdd=sdd, sdd_test=sdd_test, epochs_spent=epochs,
@@ -224,7 +242,8 @@ class Objective:
                      "sdd_test", "epochs_spent", "stopped_early", "stop_reason", "constraints", "seconds")
         for name, value in zip(constraint_names(spec), result.constraints):
             trial.set_constraint(name, value)  # Optuna 5: samplers and best_trials honour these
-        self._upload(trial, cfg, mean, curves, seeds, sdd_test, sel)
+        if self.store is not None:
+            self._upload(trial, cfg, mean, curves, seeds, sdd_test, sel)
         self.log(f"trial {trial.number}: val {val[sel]:.3f} at sparsity {sp[sel]:.3f} (level {sel}), "
                  f"sdd_gap {sdd['sdd_gap']:.3f}, {seconds:.0f}s")
         out = tuple(values[m] for m in spec.metric_names)

@@ -69,7 +69,9 @@ def _base_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
             return optuna.samplers.NSGAIISampler(seed=s.seed, **kw)
         if name == "tpe":
             kw = {"n_startup_trials": s.n_startup_trials} if s.n_startup_trials is not None else {}
-            return optuna.samplers.TPESampler(seed=s.seed, multivariate=True, **kw)
+            # multivariate + group: one joint model per set of parameters that occur together, so a
+            # conditional space (T and alpha only with distillation) is modelled, not sampled at random.
+            return optuna.samplers.TPESampler(seed=s.seed, multivariate=True, group=True, constant_liar=True, **kw)
         if name == "gp":
             kw = {"n_startup_trials": s.n_startup_trials} if s.n_startup_trials is not None else {}
             return optuna.samplers.GPSampler(seed=s.seed, **kw)

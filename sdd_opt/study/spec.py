@@ -39,8 +39,9 @@ OBJECTIVE_METRICS = {
     "sparsity": "maximize",     # measured sparsity at the selected level
     "sdd_gap": "minimize",      # peak - dip of the validation curve
     "epochs": "minimize",       # epochs spent on the trial (cost)
+    "curve_hv": "maximize",     # the whole curve's score: HV of its own levels (val acc x decades pruned)
 }
-SAMPLERS = ("nsga2", "tpe", "gp", "random", "grid")
+SAMPLERS = ("auto", "nsga2", "tpe", "gp", "random", "grid")
 
 
 class _Strict(BaseModel):
@@ -57,7 +58,11 @@ class Param(_Strict):
     step: Optional[float] = None
     zero: bool = Field(False, description="float only: 0 is also a choice (e.g. no l2), beside the log range")
     choices: Optional[list[Any]] = None
-    when: Optional[dict[str, Any]] = Field(None, description="only sampled when these keys have these values")
+    zero_below: Optional[float] = Field(None, gt=0.0, description="float only: a sampled value below this means 0 "
+                                        "(e.g. no l2), so that 'none' lies inside one range the sampler sees whole")
+    when: Optional[dict[str, Any]] = Field(None, description="only applies when these keys have these values")
+    sample_always: bool = Field(False, description="with 'when': draw it in every trial (the sampler sees the whole "
+                                "space) but set it in the config only when 'when' holds")
 
     @model_validator(mode="after")
     def _check(self) -> "Param":
@@ -83,13 +88,23 @@ class Param(_Strict):
             raise ValueError(f"step must be > 0 (got {self.step})")
         if self.zero and self.type != "float":
             raise ValueError("zero: true is for float parameters")
+        if self.zero_below is not None:
+            if self.type != "float":
+                raise ValueError("zero_below is for float parameters")
+            if self.zero:
+                raise ValueError("zero and zero_below cannot be combined")
+            if not self.low < self.zero_below <= self.high:
+                raise ValueError(f"zero_below ({self.zero_below}) must lie in ({self.low}, {self.high}]")
+        if self.sample_always and not self.when:
+            raise ValueError("sample_always goes with 'when'")
         if self.type == "int" and (self.low != int(self.low) or self.high != int(self.high)):
             raise ValueError("int range needs whole numbers")
         return self
 
 
 class SamplerSpec(_Strict):
-    name: Optional[str] = Field(None, description="nsga2 (default for several objectives), tpe (default for one), gp, random, grid")
+    name: Optional[str] = Field(None, description="auto (default: chosen from docs/performance.md section 6), nsga2, tpe, "
+                                "gp, random, grid")
     seed: Optional[int] = Field(0, description="makes the sampler reproducible; null: random")
     population_size: Optional[int] = Field(None, gt=1, description="NSGA-II population")
     n_startup_trials: Optional[int] = Field(None, ge=0, description="TPE/GP random start-up trials")
@@ -135,6 +150,25 @@ class ConstraintSpec(_Strict):
         return self
 
 
+class HalvingSpec(_Strict):
+    """Successive halving over pruning levels (sdd_opt.study.halving)."""
+
+    rungs: list[float] = Field(description="sparsities at which a trial's partial curve is compared with the others'")
+    eta: float = Field(3.0, ge=1.5, description="keep the top 1/eta of the trials that reached a rung")
+    min_peers: int = Field(4, ge=1, description="compare only once this many complete trials reached the rung")
+
+    @field_validator("rungs")
+    @classmethod
+    def _rungs(cls, v):
+        if not v:
+            raise ValueError("at least one rung")
+        if any(not 0.0 < r < 1.0 for r in v):
+            raise ValueError("rungs are sparsities between 0 and 1 (exclusive)")
+        if len(set(v)) != len(v):
+            raise ValueError("a rung is listed twice")
+        return sorted(v)
+
+
 class BudgetSpec(_Strict):
     n_trials: Optional[int] = Field(None, gt=0, description="complete trials the study should hold in total")
     timeout: Optional[float] = Field(None, gt=0, description="seconds per worker")
@@ -154,6 +188,7 @@ class StudyFile(_Strict):
     collapse_floor: Optional[float] = Field(None, ge=0.0, le=1.0, description="stop pruning a trial once val acc < floor")
     repeats: int = Field(1, ge=1, le=20, description="seeds per trial; objectives are the mean")
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    successive_halving: Optional[HalvingSpec] = Field(None, description="stop trials whose partial curve is beaten at a rung")
 
     @field_validator("objectives")
     @classmethod
@@ -194,7 +229,9 @@ class StudySpec:
 
     @property
     def sampler_name(self) -> str:
-        return self.file.sampler.name or ("nsga2" if len(self.file.objectives) > 1 else "tpe")
+        """The sampler to build, with ``auto`` (the default) resolved by :func:`auto_sampler_name`."""
+        name = self.file.sampler.name or "auto"
+        return auto_sampler_name(len(self.file.objectives)) if name == "auto" else name
 
     def identity(self) -> dict[str, Any]:
         """What defines the meaning of a trial; a resumed study must match it."""
@@ -226,6 +263,12 @@ class StudySpec:
 
     def identity_hash(self) -> str:
         return stable_hash(self.identity())
+
+
+def auto_sampler_name(n_objectives: int) -> str:
+    """What ``sampler: auto`` builds, chosen from the replay benchmark (docs/performance.md, section 6):
+    TPE (multivariate, grouped) for one objective such as ``curve_hv``; NSGA-II for several."""
+    return "tpe" if n_objectives == 1 else "nsga2"
 
 
 def sampling_order(space: dict[str, Param], source: str = "study") -> list[str]:

@@ -1,0 +1,203 @@
+"""Search efficiency on the recorded-curve table: every sampler, many seeds, in minutes.
+
+``python -m benchmarks.search_efficiency --replay benchmarks/data/mnist1d_curves.csv --seeds 0-9 --n-trials 80``
+
+Each (sampler, seed) is one study of ``--study`` (default ``studies/mnist1d_search.yaml``) run
+through the project's own worker loop with :class:`sdd_opt.study.replay.ReplayObjective` on an
+in-memory storage: trials are sampled exactly as in a real study and served from the table (the
+nearest grid point), charged the epochs the real trial would cost. Seed k uses sampler seed k and
+the table's training seed ``k mod (seeds in the table)``.
+
+Contenders: ``auto`` is the study file as it is (its sampler, objective and successive-halving
+rule); ``random`` is plain random search on the same space, without halving -- the baseline;
+``random+sh`` is random search with the file's halving rule (what halving alone buys); any other
+sampler name (tpe, gp, nsga2) is that sampler with the file's objective and halving rule.
+
+Measured (the one measure of :mod:`sdd_opt.study.pareto`): the hypervolume of the front over all
+levels of all trials, selected on validation accuracy and measured on test accuracy, over decades
+of weights removed, reference point (collapse floor, dense). The target of a seed is 95 % of the
+hypervolume of *every* curve of the table for its training seed. Epochs-to-target: the epochs the
+study paid until its measure first reached the target; a study that never reaches it counts every
+epoch it paid. The verdict compares auto with random by a one-sided Mann-Whitney U test over seeds.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import warnings
+from pathlib import Path
+from typing import Optional, Sequence
+
+from benchmarks import common
+
+DEFAULT_STUDY = Path(__file__).resolve().parents[1] / "studies" / "mnist1d_search.yaml"
+TARGET_FRACTION = 0.95
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-9' (a range, inclusive) or '0,3,5' (a list), or a mix: '0-2,7'."""
+    out: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        if sep and lo.strip().lstrip("+").isdigit() and hi.strip().isdigit():
+            a, b = int(lo), int(hi)
+            if b < a:
+                raise ValueError(f"range {part!r} runs backwards")
+            out.extend(range(a, b + 1))
+        else:
+            out.append(int(part))
+    if not out or len(set(out)) != len(out):
+        raise ValueError(f"expected distinct integers or ranges such as 0-9, got {text!r}")
+    return out
+
+
+def study_data(study_path: Path, contender: str, seed: int) -> dict:
+    import yaml
+
+    data = yaml.safe_load(study_path.read_text())
+    data["name"] = f"replay-{contender}-{seed}"
+    sampler = dict(data.get("sampler") or {})
+    if contender in ("random", "random+sh"):
+        sampler = {"name": "random"}
+        if contender == "random":
+            data.pop("successive_halving", None)
+    elif contender != "auto":
+        sampler = {"name": contender}
+    sampler["seed"] = seed
+    data["sampler"] = sampler
+    data.pop("budget", None)
+    return data
+
+
+def build_spec(study_path: Path, contender: str, seed: int, table, sets: Sequence[str] = ()):
+    from sdd_opt.study.spec import parse_study
+
+    train_seed = table.seeds[seed % len(table.seeds)]
+    return parse_study(study_data(study_path, contender, seed), str(study_path),
+                       [f"seed={train_seed}", *sets], base_dir=study_path.parent)
+
+
+def table_target(table, spec) -> float:
+    """95 % of the measure over every curve of the table for the spec's training seed."""
+    from sdd_opt.study.pareto import measure_of
+
+    m = measure_of(spec)
+    pts = [p for key, rows in table.curves.items() if key[-1] == spec.base.seed for p in m.curve_points(rows)]
+    return TARGET_FRACTION * m.hypervolume(pts)
+
+
+def run_one(job) -> dict:
+    """One replayed study; returns its measure and epochs after each complete trial."""
+    contender, seed, study_path, table_path, n_trials, sets = job
+    import optuna
+
+    from sdd_opt.study.pareto import hypervolume_history
+    from sdd_opt.study.replay import CurveTable, ReplayObjective
+    from sdd_opt.study.runner import create_or_resume, work
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    table = CurveTable.load(table_path)
+    spec = build_spec(Path(study_path), contender, seed, table, sets)
+    study = create_or_resume(spec, optuna.storages.InMemoryStorage())
+    t0 = time.perf_counter()
+    work(study, ReplayObjective(spec, table, log=lambda m: None), n_trials=n_trials, log=lambda m: None)
+    hist = hypervolume_history(study, spec)
+    return {"contender": contender, "seed": seed, "wall": time.perf_counter() - t0,
+            "hv": [float(h) if h == h and h is not None else 0.0 for h in hist["hypervolume"]],
+            "epochs": [float(e) for e in hist["epochs"]], "target": table_target(table, spec),
+            "stopped": sum(bool(t.user_attrs.get("stopped_early")) for t in study.get_trials(deepcopy=False))}
+
+
+def epochs_to_target(r: dict, fraction: float = TARGET_FRACTION) -> tuple[float, Optional[int]]:
+    """(epochs paid when the measure first reached ``fraction`` of the table's HV, trials then);
+    never: (all epochs paid, None)."""
+    target = r["target"] / TARGET_FRACTION * fraction
+    for k, (hv, e) in enumerate(zip(r["hv"], r["epochs"]), start=1):
+        if hv >= target - 1e-12:
+            return e, k
+    return (r["epochs"][-1] if r["epochs"] else 0.0), None
+
+
+def mann_whitney_less(a: Sequence[float], b: Sequence[float]) -> float:
+    """One-sided p-value that ``a`` tends to be smaller than ``b``."""
+    from scipy.stats import mannwhitneyu
+
+    if len(set(a) | set(b)) == 1:
+        return 1.0
+    return float(mannwhitneyu(a, b, alternative="less").pvalue)
+
+
+def report(results: list[dict], contenders: list[str], seeds: list[int], n_trials: int) -> str:
+    by = {(r["contender"], r["seed"]): r for r in results}
+    reach = {c: [epochs_to_target(by[(c, s)]) for s in seeds] for c in contenders}
+    rows = []
+    for c in contenders:
+        eps = [e for e, _ in reach[c]]
+        trials = [k for _, k in reach[c] if k is not None]
+        finals = [by[(c, s)]["hv"][-1] / by[(c, s)]["target"] * TARGET_FRACTION for s in seeds]
+        rows.append([c, statistics.median(eps), min(eps), max(eps),
+                     statistics.median(trials) if trials else "-", sum(k is None for _, k in reach[c]),
+                     statistics.median(finals), statistics.median(by[(c, s)]["epochs"][-1] for s in seeds),
+                     statistics.median(by[(c, s)]["stopped"] for s in seeds)])
+    print(f"### epochs and trials to reach {TARGET_FRACTION:.0%} of the table's hypervolume "
+          f"({len(seeds)} seeds, {n_trials} trials per study)")
+    print()
+    print(common.table(["contender", "epochs (median)", "min", "max", "trials (median, reached)", "not reached",
+                        "final HV / table HV (median)", "epochs paid (median)", "trials stopped by halving"], rows))
+    print()
+    print("### stricter targets: median epochs to reach a fraction of the table's hypervolume (not reached: "
+          "every epoch paid), and how many seeds never did")
+    print()
+    fr = (0.97, 0.98, 0.99)
+    print(common.table(["contender", *[f"{f:.0%}: epochs (not reached)" for f in fr]],
+                       [[c, *[f"{statistics.median(epochs_to_target(by[(c, s)], f)[0] for s in seeds):.0f} "
+                              f"({sum(epochs_to_target(by[(c, s)], f)[1] is None for s in seeds)})" for f in fr]]
+                        for c in contenders]))
+    print()
+    for c in contenders:
+        print(f"{c}: epochs-to-target per seed: " + ", ".join(f"{e:.0f}" + ("" if k else "*") for e, k in reach[c]))
+    print("(* never reached within the budget: counts every epoch the study paid)")
+    print("seeds that never reached the target: " + ", ".join(f"{c} {sum(k is None for _, k in reach[c])}"
+                                                            for c in contenders))
+    if "auto" not in contenders or "random" not in contenders:
+        return ""
+    a, r = [e for e, _ in reach["auto"]], [e for e, _ in reach["random"]]
+    ratio = statistics.median(a) / statistics.median(r) if statistics.median(r) else float("nan")
+    line = (f"auto/random epochs-to-target ratio {ratio:.3f} (median over {len(seeds)} seeds), "
+            f"p={mann_whitney_less(a, r):.4f}")
+    print(line)
+    return line
+
+
+def main(args) -> str:
+    """Called by ``benchmarks.search_efficiency`` when ``--replay`` is given."""
+    import multiprocessing
+
+    from sdd_opt.errors import UserError
+    from sdd_opt.study.replay import CurveTable
+
+    study_path = Path(args.study) if args.study else DEFAULT_STUDY
+    try:
+        table = CurveTable.load(args.replay)
+        for c in args.contenders:
+            build_spec(study_path, c, args.seed_list[0], table, args.set)
+    except UserError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(f"## replayed search efficiency: {study_path.name} on {args.replay} ({len(table.points)} grid points, "
+          f"training seeds {', '.join(map(str, table.seeds))}); contenders {', '.join(args.contenders)}; "
+          f"seeds {args.seeds}; {args.n_trials} trials per study; {args.jobs} process(es)", flush=True)
+    jobs = [(c, s, str(study_path), args.replay, args.n_trials, tuple(args.set)) for s in args.seed_list
+            for c in args.contenders]
+    t0 = time.perf_counter()
+    if args.jobs == 1:
+        results = [run_one(j) for j in jobs]
+    else:
+        with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+            results = list(pool.imap_unordered(run_one, jobs))
+    print(f"({len(jobs)} studies in {time.perf_counter() - t0:.0f} s)")
+    print()
+    return report(results, args.contenders, args.seed_list, args.n_trials)
