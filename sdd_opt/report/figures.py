@@ -223,7 +223,7 @@ def hypervolume_figure(history, title: str = "Hypervolume over trials") -> Optio
                                name="hypervolume"))
     return _layout(fig, title, height=380, showlegend=False,
                    xaxis={"title": {"text": "complete trials"}},
-                   yaxis={"title": {"text": "hypervolume (val acc × sparsity, ref 0,0)"}})
+                   yaxis={"title": {"text": "hypervolume (test acc × decades pruned, all levels)"}})
 
 
 def importance_method() -> str:

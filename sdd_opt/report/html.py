@@ -293,10 +293,11 @@ def _hypervolume_section(hist) -> str:
     """How the search progressed: hypervolume after each complete trial."""
     fig = F.hypervolume_figure(hist)
     body = _plot(fig, "plot-hypervolume") if fig is not None else \
-        '<p class="note">Hypervolume needs val_acc and sparsity among the objectives and a complete trial.</p>'
+        '<p class="note">The hypervolume needs a complete trial.</p>'
     return (f'<section id="hypervolume"><h2>Hypervolume over trials</h2>'
-            f'<p class="note">Area dominated by the feasible selected points in (validation accuracy, sparsity), '
-            f"reference point (0, 0), after each complete trial.</p>{body}</section>")
+            f'<p class="note">The search measure after each complete trial: the front of every level of the '
+            f"feasible trials, selected on validation accuracy, measured with test accuracy over decades of "
+            f"weights removed, from the collapse floor (or chance) and the dense model.</p>{body}</section>")
 
 
 def _page(spec: StudySpec, now: _dt.datetime, kpi_html: str, parts: list[str], front) -> str:
