@@ -95,3 +95,13 @@ def test_no_function_over_80_lines():
                 if n > MAX_FUNCTION_LINES and where not in TOO_LONG_FOR_NOW:
                     long.append(f"{where} ({n} lines)")
     assert not long, "split these functions: " + ", ".join(long)
+
+
+def test_importing_a_command_module_registers_nothing():
+    """The CLI composes the command groups; ``study curves`` is added by ``sdd_opt.cli``, not on import."""
+    import subprocess
+    import sys
+
+    code = ("import sdd_opt.study.commands as s, sdd_opt.report.commands; assert 'curves' not in s.study.commands; "
+            "import sdd_opt.cli; assert 'curves' in s.study.commands and 'report' in sdd_opt.cli.cli.commands")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT.parent)
