@@ -95,11 +95,11 @@ def hypervolume(study: optuna.Study, spec: StudySpec, trials: Optional[list] = N
 
 
 def hypervolume_history(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
-    """Hypervolume after each complete trial (by trial number), and the epochs spent so far."""
+    """Hypervolume after each complete trial (by trial number), and the ``curve_epochs`` so far."""
     done = sorted(complete_trials(study), key=lambda t: t.number)
     rows, epochs = [], 0.0
     for i, t in enumerate(done):
-        epochs += TrialRecord.from_trial(t).epochs_spent or 0.0
-        rows.append({"trials": i + 1, "trial": t.number, "epochs": epochs,
+        epochs += TrialRecord.from_trial(t).curve_epochs or 0.0
+        rows.append({"trials": i + 1, "trial": t.number, "curve_epochs": epochs,
                      "hypervolume": hypervolume(study, spec, done[:i + 1])})
     return pd.DataFrame(rows)
