@@ -372,7 +372,7 @@ def report_savings(records: list[RunRecord], info: dict, args) -> dict:
     headers = ["trial", "remedy", "seeds", "levels done/planned", "stopped early", "teacher", "level epochs trained",
                "teacher epochs trained", "epochs spent", "epochs skipped (early stop)", "teacher epochs saved (cache)",
                "epochs reused (run reuse)", "epochs with no cost control"]
-    floor = spec.base.prune.stop_below
+    floor = spec.base.prune.collapse_floor
     source = f"study {args.study!r} in {args.storage}" if info["mode"] == "read" else \
         f"{args.study_file} run here ({len(by_trial)} trials, {info['wall']:.0f} s)"
     print(f"### epoch savings: {source}")
@@ -536,7 +536,7 @@ def report_fidelity(res: dict, vs: list[tuple[int, str]], seeds: list[int], args
         mean, _ = seed_mean(r["acc"])
         means[v] = mean
         a = r["cfg"].analysis
-        m = sdd_metrics(r["sparsity"][:len(mean)], mean, a.sdd_threshold, a.within)
+        m = sdd_metrics(r["sparsity"][:len(mean)], mean, a.sdd_threshold, a.epsilon)
         metrics[v] = m
         max_d, mean_d = curve_diff(mean, ref_mean)
         epochs = common.median(r["epochs"])

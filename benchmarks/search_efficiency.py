@@ -71,8 +71,11 @@ TINY_SET = ["data.name=synthetic1d", "model.width=8", "train.batch_size=64", "tr
 def trial_epochs(attrs: dict) -> float:
     """Epochs a complete trial made the search pay: its ``epochs_trained`` (levels reused from an
     earlier identical trial are free; a teacher counts when the trial trained it, not when the
-    study's cache served it). Trials stored before that attr existed fall back to ``epochs_spent``."""
-    return float(attrs.get("epochs_trained", attrs.get("epochs_spent", 0.0)))
+    study's cache served it). Trials stored before that attr existed fall back to ``curve_epochs``."""
+    from sdd_opt.study.record import TrialRecord
+
+    rec = TrialRecord.from_user_attrs(attrs)
+    return float(rec.epochs_trained if rec.epochs_trained is not None else (rec.curve_epochs or 0.0))
 
 
 def trials_to_reach(history: Sequence[float], target: float, tol: float = 1e-12) -> Optional[int]:
@@ -155,6 +158,7 @@ def run_one(job: tuple) -> dict:
 
     from sdd_opt.study.objective import Objective
     from sdd_opt.study.pareto import hypervolume_history
+    from sdd_opt.study.record import TrialRecord
     from sdd_opt.study.runner import create_or_resume, work
     from sdd_opt.study.storage import StorageSettings, open_storage
 
@@ -185,7 +189,7 @@ def run_one(job: tuple) -> dict:
             "points": [(t.values[ia], t.values[isp]) for t in done],
             "trials": [{"trial": t.number, "val_acc": t.values[ia], "sparsity": t.values[isp],
                         "feasible": all(c <= 0 for c in t.user_attrs.get("constraints", [])),
-                        "epochs_spent": float(t.user_attrs.get("epochs_spent", 0.0)),
+                        "curve_epochs": float(TrialRecord.from_trial(t).curve_epochs or 0.0),
                         "seconds": float(t.user_attrs.get("seconds", float("nan")))} for t in done],
             "epochs": [trial_epochs(t.user_attrs) for t in done],
             "failed": sum(t.state == TrialState.FAIL for t in study.get_trials(deepcopy=False))}
@@ -412,7 +416,7 @@ def write_csv(results: list[dict], path: str) -> None:
     import csv
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    cols = ["sampler", "seed", "k", "trial", "val_acc", "sparsity", "feasible", "epochs_spent", "epochs_trained",
+    cols = ["sampler", "seed", "k", "trial", "val_acc", "sparsity", "feasible", "curve_epochs", "epochs_trained",
             "epochs_so_far", "hypervolume", "seconds"]
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
@@ -420,7 +424,7 @@ def write_csv(results: list[dict], path: str) -> None:
         for r in sorted(results, key=lambda r: (r["sampler"], r["seed"])):
             for k, (t, e, so_far, hv) in enumerate(zip(r["trials"], r["epochs"], r["spent"], r["history"]), start=1):
                 w.writerow([r["sampler"], r["seed"], k, t["trial"], t["val_acc"], t["sparsity"], t["feasible"],
-                            t["epochs_spent"], e, so_far, hv, t["seconds"]])
+                            t["curve_epochs"], e, so_far, hv, t["seconds"]])
 
 
 if __name__ == "__main__":

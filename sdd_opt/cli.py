@@ -186,21 +186,31 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_USAGE)
 
 
+# (module, command, group it joins: None for the top level). The CLI composes study/ and report/
+# here; no module adds itself to another's group on import.
+SUBCOMMANDS = (
+    ("sdd_opt.study.commands", "study", None),
+    ("sdd_opt.study.commands", "dashboard", None),
+    ("sdd_opt.study.commands", "storage", None),
+    ("sdd_opt.report.commands", "report", None),
+    ("sdd_opt.report.commands", "curves", "study"),
+)
+
+
 def _register_subcommands() -> None:
-    """Attach command groups defined in their own modules (study, dashboard, report)."""
+    """Attach the commands defined in their own modules (study, dashboard, storage, report, study curves)."""
     import importlib
 
-    for module, name in (("sdd_opt.study.commands", "study"), ("sdd_opt.study.commands", "dashboard"),
-                         ("sdd_opt.study.commands", "storage"),
-                         ("sdd_opt.report.commands", "report")):
+    for module, name, group in SUBCOMMANDS:
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
             if exc.name and exc.name.startswith("sdd_opt"):
                 continue
             raise
-        if hasattr(mod, name):
-            cli.add_command(getattr(mod, name))
+        parent = cli if group is None else cli.commands.get(group)
+        if parent is not None and hasattr(mod, name) and name not in parent.commands:
+            parent.add_command(getattr(mod, name))
 
 
 _register_subcommands()

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from sdd_opt.errors import UserError
+from sdd_opt.renamed import hash_spelling, is_stored, rename_dotted, rename_section
 
 # More pruning rounds than this is a typo (levels: 1000000), not an experiment: at the smallest
 # rate anyone uses (0.05) 200 levels keep 0.004 % of the weights.
@@ -34,6 +35,15 @@ MAX_LEVELS = 200
 class _Section(BaseModel):
     # strict: no bool -> int, float -> int or str -> number coercion; allow_inf_nan: finite numbers only.
     model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False)
+
+
+def _old_names(section: str):
+    """A before-validator reading ``section``'s renamed keys (sdd_opt.renamed) under their new names."""
+
+    def read(cls, data: Any, info: ValidationInfo) -> Any:
+        return rename_section(section, data, stored=is_stored(info))
+
+    return model_validator(mode="before")(classmethod(read))
 
 
 class DataConfig(_Section):
@@ -104,7 +114,9 @@ class PruneConfig(_Section):
     retrain: Literal["rewind", "finetune", "scratch"] = Field("rewind", description="After pruning: rewind to saved weights, fine-tune the current ones, or re-initialize.")
     rewind_to: int = Field(0, ge=0, description="Rewind point (0: the initial weights; k: weights after k epochs/iterations).")
     rewind_unit: Literal["epoch", "iteration"] = Field("epoch", description="Unit of rewind_to.")
-    stop_below: Optional[float] = Field(None, ge=0.0, le=1.0, description="Stop pruning once validation accuracy falls below this (collapse early stop).")
+    collapse_floor: Optional[float] = Field(None, ge=0.0, le=1.0, description="Collapse early stop: no further pruning once validation accuracy falls below this; a study file's `collapse_floor` sets it. Formerly `prune.stop_below` (still read).")
+
+    _renamed = _old_names("prune")
 
     @field_validator("levels")
     @classmethod
@@ -146,7 +158,9 @@ class DistillConfig(_Section):
 
 class AnalysisConfig(_Section):
     sdd_threshold: float = Field(0.01, ge=0.0, description="sdd_present when peak - dip exceeds this (accuracy fraction).")
-    within: float = Field(0.01, ge=0.0, description="epsilon for 'highest sparsity within epsilon of dense accuracy'.")
+    epsilon: float = Field(0.01, ge=0.0, description="Accuracy tolerance below dense for `within_sparsity` (the highest sparsity within epsilon of dense accuracy); a study's `select.epsilon` is the same tolerance for the level a trial reports. Formerly `analysis.within` (still read).")
+
+    _renamed = _old_names("analysis")
 
 
 class RunConfig(_Section):
@@ -172,8 +186,9 @@ class RunConfig(_Section):
         return self.model_dump(mode="json", exclude={"provenance"})
 
     def hash(self) -> str:
-        """Short stable hash of the run description (names run directories, as OpenLTH does)."""
-        return stable_hash(self.describe())
+        """Short stable hash of the run description (names run directories, as OpenLTH does); renamed
+        keys are hashed under their old spelling, so stored runs keep their names."""
+        return stable_hash(hash_spelling(self.describe()))
 
 
 def stable_hash(obj: Any) -> str:
@@ -267,6 +282,7 @@ def parse_override(item: str) -> tuple[str, Any]:
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
         raise UserError(f"--set {item!r}: empty key")
+    key = rename_dotted(key)  # an old name overrides the value under its new name
     if not raw.strip():
         return key, None
     try:
@@ -325,19 +341,21 @@ def format_validation_error(exc: ValidationError, source: str = "config") -> str
     return f"{source}: {loc}: {msg}{suffix}" if loc else f"{source}: {msg}{suffix}"
 
 
-def build_config(data: dict[str, Any], source: str = "config") -> RunConfig:
+def build_config(data: dict[str, Any], source: str = "config", *, stored: bool = False) -> RunConfig:
+    """Validate a run config; ``stored``: data sdd-opt wrote itself (old key names read without a warning)."""
     data = dict(data)
     data.pop("provenance", None)
     try:
-        return RunConfig.model_validate(data)
+        return RunConfig.model_validate(data, context={"stored": stored})
     except ValidationError as exc:
         raise UserError(format_validation_error(exc, source)) from None
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, *,
+                stored: bool = False) -> RunConfig:
     """Load a run config from YAML (or defaults when ``path`` is None) and apply ``--set`` overrides."""
     data = read_yaml(path) if path is not None else {}
-    return build_config(apply_overrides(data, overrides), source=str(path) if path else "config")
+    return build_config(apply_overrides(data, overrides), source=str(path) if path else "config", stored=stored)
 
 
 def dump_config(cfg: RunConfig, path: str | Path, provenance: dict[str, Any] | None = None) -> None:

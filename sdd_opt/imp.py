@@ -67,12 +67,13 @@ def _result_description(cfg: RunConfig) -> dict:
 def result_hash(cfg: RunConfig) -> str:
     """Hash of what decides the curve (not device, threads or paths): names shared run directories."""
     from sdd_opt.config import stable_hash
+    from sdd_opt.renamed import hash_spelling
 
-    return stable_hash(_result_description(cfg))
+    return stable_hash(hash_spelling(_result_description(cfg)))
 
 
 # Prune keys that do not change level 0 (the dense training): runs that differ only in these share it.
-_SCHEDULE_KEYS = ("rate", "levels", "target_sparsity", "scope", "stop_below")
+_SCHEDULE_KEYS = ("rate", "levels", "target_sparsity", "scope", "collapse_floor")
 
 
 def dense_key(cfg: RunConfig) -> str:
@@ -110,7 +111,7 @@ def curve_metrics(rows: list[dict], cfg: RunConfig) -> dict:
     for split in ("val", "test"):
         acc = [r[f"{split}_acc"] for r in rows]
         if rows and not any(math.isnan(a) for a in acc):
-            out[split] = sdd_metrics(sp, acc, cfg.analysis.sdd_threshold, cfg.analysis.within).as_dict()
+            out[split] = sdd_metrics(sp, acc, cfg.analysis.sdd_threshold, cfg.analysis.epsilon).as_dict()
     return out
 
 
@@ -146,7 +147,7 @@ def _stored_rows(cfg: RunConfig, out: Path, resume: bool) -> list[dict]:
     if rows and not resume:
         raise UserError(f"{out}: already holds a curve ({len(rows)} levels); pass --resume to continue it or choose another --out")
     if rows and resume:
-        stored = load_config(out / "config.yaml")
+        stored = load_config(out / "config.yaml", stored=True)
         if _result_description(stored) != _result_description(cfg):
             raise UserError(f"{out}: --resume with a different config than the stored config.yaml")
     return rows
@@ -293,8 +294,8 @@ def _level_loop(run: _Run, rows: list[dict], start_level: int, teacher, *, on_le
             if stop and level < n_levels:
                 log(f"early stop: {stop}; skipping {n_levels - level} level(s)")
                 return True, stop
-            if p.stop_below is not None and is_collapsed(row["val_acc"], p.stop_below) and level < n_levels:
-                reason = f"validation accuracy {row['val_acc']:.3f} below stop_below {p.stop_below} at level {level}"
+            if p.collapse_floor is not None and is_collapsed(row["val_acc"], p.collapse_floor) and level < n_levels:
+                reason = f"validation accuracy {row['val_acc']:.3f} below collapse_floor {p.collapse_floor} at level {level}"
                 log(f"collapse early stop: {reason}; skipping {n_levels - level} level(s)")
                 return True, reason
     finally:
@@ -386,8 +387,8 @@ def run_curve(
     start_level = _resume(run, rows, log)
     p = cfg.prune
     stopped, reason = False, ""
-    if rows and p.stop_below is not None and is_collapsed(rows[-1]["val_acc"], p.stop_below):
-        stopped, reason = True, f"validation accuracy {rows[-1]['val_acc']:.3f} below stop_below {p.stop_below}"
+    if rows and p.collapse_floor is not None and is_collapsed(rows[-1]["val_acc"], p.collapse_floor):
+        stopped, reason = True, f"validation accuracy {rows[-1]['val_acc']:.3f} below collapse_floor {p.collapse_floor}"
         start_level = p.n_levels + 1
     teacher, teacher_src = provide_teacher(run, start_level, log)
     if start_level <= p.n_levels:

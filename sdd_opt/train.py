@@ -154,99 +154,146 @@ def train_model(
     are left in that format; values are unchanged).
     """
     device = data.x_train.device
-    dtype = autocast_dtype(cfg.precision, device)
     n = len(data.x_train)
     spe = steps_per_epoch(n, cfg.batch_size)
     total = cfg.epochs * spe
     if start_step >= total:
         raise UserError(f"prune.rewind_to: rewind point (step {start_step}) is past the end of training ({total} steps)")
+    channels_last = _prepare_model(model, device, channels_last)
+    stepper = _Stepper.build(model, data, cfg, device, masks, teacher, distill, total, spe, start_step)
+    model.train()
+    snapshot = None
+    step = start_step
+    t0 = time.perf_counter()
+    first_epoch = start_step // spe
+    aug_gen = torch.Generator(device=device) if data.augment else None
+    for epoch in range(first_epoch, cfg.epochs):
+        meter = _EpochMeter(device)
+        skip = (start_step - epoch * spe) if epoch == first_epoch else 0
+        for idx, x, y in _epoch_batches(data, cfg.batch_size, seed, epoch, range(skip, spe), channels_last, aug_gen):
+            logits, loss = stepper.step(x, y, idx)
+            step += 1
+            meter.add(logits, loss, y)
+            if snapshot_step is not None and step == snapshot_step:
+                snapshot = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
+        mean_loss = meter.mean_loss()  # one host sync per epoch
+        if not math.isfinite(mean_loss):
+            raise DivergedError(f"training diverged at epoch {epoch + 1}: loss is {mean_loss}")
+        if on_epoch:
+            on_epoch(epoch + 1, cfg.epochs)
+    stats = TrainStats(train_acc=meter.accuracy(), loss=mean_loss, epochs=cfg.epochs - first_epoch,
+                       steps=step - start_step, seconds=time.perf_counter() - t0)
+    return stats, snapshot
 
+
+def _prepare_model(model: nn.Module, device: torch.device, channels_last: Optional[bool]) -> bool:
+    """cuDNN autotuning on CUDA and the memory format; returns whether inputs go channels_last."""
     if device.type == "cuda":  # fixed batch shapes: let cuDNN pick the fastest convolution once
         torch.backends.cudnn.benchmark = True
     if channels_last is None:
         channels_last = uses_channels_last(model)
     if channels_last:  # in place (same Parameter objects): before the optimizer and the mask applier
         model.to(memory_format=torch.channels_last)
+    return channels_last
 
-    opt = make_optimizer(model, cfg, device)
-    sched = make_scheduler(opt, cfg, total, spe)
-    with warnings.catch_warnings():  # fast-forward the schedule to the rewind point
-        warnings.simplefilter("ignore", UserWarning)  # "scheduler.step() before optimizer.step()"
-        for _ in range(start_step):
-            sched.step()
-    apply_mask = MaskApplier(model, masks) if masks else None
-    if apply_mask:
-        apply_mask()
 
-    use_kd = teacher is not None and distill is not None and distill.enabled
-    teacher_logits = None
-    if use_kd and not data.augment:  # fixed inputs: the teacher's logits can be computed once
-        teacher_logits = predict_logits(teacher, data.x_train, cfg.eval_batch_size, dtype)
+def _epoch_batches(data: Dataset, batch_size: int, seed: int, epoch: int, batches: range,
+                   channels_last: bool, aug_gen: Optional[torch.Generator]):
+    """``(indices, inputs, labels)`` of the given batches of one epoch, in the seeded epoch order."""
+    n = len(data.x_train)
+    perm = torch.randperm(n, generator=epoch_generator(seed, epoch, data.x_train.device), device=data.x_train.device)
+    for b in batches:
+        idx = perm[b * batch_size:(b + 1) * batch_size]
+        x, y = data.x_train[idx], data.y_train[idx]
+        if aug_gen is not None:  # random numbers drawn on the device: no host copy, no sync
+            aug_gen.manual_seed(_batch_seed(seed, epoch, b))
+            x = augment_batch(x, aug_gen)
+        if channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        yield idx, x, y
 
-    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
-    forward = torch.compile(model) if cfg.compile else model
-    model.train()
-    snapshot = None
-    step = start_step
-    t0 = time.perf_counter()
-    first_epoch = start_step // spe
-    correct = torch.zeros((), device=device)
-    loss_sum = torch.zeros((), device=device)
-    seen = 0
-    aug_gen = torch.Generator(device=device) if data.augment else None
-    for epoch in range(first_epoch, cfg.epochs):
-        perm = torch.randperm(n, generator=epoch_generator(seed, epoch, device), device=device)
-        correct.zero_()
-        loss_sum.zero_()
-        seen = 0
-        skip = (start_step - epoch * spe) if epoch == first_epoch else 0
-        for b in range(skip, spe):
-            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x, y = data.x_train[idx], data.y_train[idx]
-            if data.augment:  # random numbers drawn on the device: no host copy, no sync
-                aug_gen.manual_seed(_batch_seed(seed, epoch, b))
-                x = augment_batch(x, aug_gen)
-            if channels_last and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, dtype):
-                logits = forward(x)
-                if use_kd:
-                    if teacher_logits is not None:
-                        t_logits = teacher_logits[idx]
-                    else:
-                        with torch.no_grad():
-                            t_logits = teacher(x)
-                    loss = distillation_loss(logits, t_logits, y, distill.alpha, distill.temperature)
-                else:
-                    loss = F.cross_entropy(logits.float(), y)
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:  # fp16: scale the loss so small gradients do not underflow
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
+
+class _EpochMeter:
+    """Training accuracy and loss of one epoch, accumulated on the device (read once at its end)."""
+
+    def __init__(self, device: torch.device):
+        self.correct = torch.zeros((), device=device)
+        self.loss_sum = torch.zeros((), device=device)
+        self.seen = 0
+
+    def add(self, logits: torch.Tensor, loss: torch.Tensor, y: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.correct += (logits.argmax(1) == y).sum()
+            self.loss_sum += loss.detach() * len(y)
+        self.seen += len(y)
+
+    def mean_loss(self) -> float:
+        return (self.loss_sum / max(self.seen, 1)).item()
+
+    def accuracy(self) -> float:
+        return self.correct.item() / max(self.seen, 1)
+
+
+@dataclass
+class _Stepper:
+    """One optimisation step: forward (against the teacher when distilling), backward, SGD, schedule, masks."""
+
+    forward: Callable
+    opt: torch.optim.Optimizer
+    sched: object
+    apply_mask: Optional[MaskApplier]
+    scaler: Optional[torch.amp.GradScaler]
+    device: torch.device
+    dtype: Optional[torch.dtype]
+    teacher: Optional[nn.Module]
+    teacher_logits: Optional[torch.Tensor]
+    distill: Optional[DistillConfig]  # None: plain cross-entropy
+
+    @classmethod
+    def build(cls, model, data, cfg: TrainConfig, device, masks, teacher, distill, total: int, spe: int,
+              start_step: int) -> "_Stepper":
+        dtype = autocast_dtype(cfg.precision, device)
+        opt = make_optimizer(model, cfg, device)
+        sched = make_scheduler(opt, cfg, total, spe)
+        with warnings.catch_warnings():  # fast-forward the schedule to the rewind point
+            warnings.simplefilter("ignore", UserWarning)  # "scheduler.step() before optimizer.step()"
+            for _ in range(start_step):
+                sched.step()
+        apply_mask = MaskApplier(model, masks) if masks else None
+        if apply_mask:
+            apply_mask()
+        use_kd = teacher is not None and distill is not None and distill.enabled
+        teacher_logits = None
+        if use_kd and not data.augment:  # fixed inputs: the teacher's logits can be computed once
+            teacher_logits = predict_logits(teacher, data.x_train, cfg.eval_batch_size, dtype)
+        scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+        forward = torch.compile(model) if cfg.compile else model
+        return cls(forward, opt, sched, apply_mask, scaler, device, dtype, teacher if use_kd else None,
+                   teacher_logits, distill if use_kd else None)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with _autocast(self.device, self.dtype):
+            logits = self.forward(x)
+            if self.distill is None:
+                return logits, F.cross_entropy(logits.float(), y)
+            if self.teacher_logits is not None:
+                t_logits = self.teacher_logits[idx]
             else:
-                loss.backward()
-                opt.step()
-            sched.step()
-            if apply_mask:
-                apply_mask()
-            step += 1
-            with torch.no_grad():
-                correct += (logits.argmax(1) == y).sum()
-                loss_sum += loss.detach() * len(y)
-            seen += len(y)
-            if snapshot_step is not None and step == snapshot_step:
-                snapshot = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
-        mean_loss = (loss_sum / max(seen, 1)).item()  # one host sync per epoch
-        if not math.isfinite(mean_loss):
-            raise DivergedError(f"training diverged at epoch {epoch + 1}: loss is {mean_loss}")
-        if on_epoch:
-            on_epoch(epoch + 1, cfg.epochs)
-    stats = TrainStats(
-        train_acc=correct.item() / max(seen, 1),
-        loss=mean_loss,
-        epochs=cfg.epochs - first_epoch,
-        steps=step - start_step,
-        seconds=time.perf_counter() - t0,
-    )
-    return stats, snapshot
+                with torch.no_grad():
+                    t_logits = self.teacher(x)
+            return logits, distillation_loss(logits, t_logits, y, self.distill.alpha, self.distill.temperature)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, loss = self.loss(x, y, idx)
+        self.opt.zero_grad(set_to_none=True)
+        if self.scaler is not None:  # fp16: scale the loss so small gradients do not underflow
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.opt.step()
+        self.sched.step()
+        if self.apply_mask:
+            self.apply_mask()
+        return logits, loss

@@ -22,6 +22,7 @@ def test_trial_epochs_counts_what_the_trial_trained():
     # A trial whose whole curve was reused from an identical earlier trial cost nothing.
     assert se.trial_epochs({"epochs_spent": 88.0, "epochs_trained": 0}) == 0
     assert se.trial_epochs({"epochs_spent": 88.0}) == 88.0  # stored before the cost attr existed
+    assert se.trial_epochs({"curve_epochs": 88.0, "record_version": 2}) == 88.0  # the same, record version 2
 
 
 def test_trials_to_reach_and_epoch_budgets():

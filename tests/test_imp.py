@@ -114,9 +114,9 @@ def test_a_finished_distillation_run_is_reused_without_its_teacher(tiny_override
 
 
 def test_collapse_early_stop(tiny_overrides, tmp_path):
-    cfg = load_config(None, tiny_overrides + ["prune.levels=4", "prune.stop_below=0.99"])
+    cfg = load_config(None, tiny_overrides + ["prune.levels=4", "prune.collapse_floor=0.99"])
     res = run_curve(cfg, tmp_path / "r", **quiet)
-    assert res.stopped_early and len(res.rows) == 1 and "stop_below" in res.stop_reason
+    assert res.stopped_early and len(res.rows) == 1 and "collapse_floor" in res.stop_reason
 
 
 @pytest.mark.parametrize("retrain", ["rewind", "finetune"])

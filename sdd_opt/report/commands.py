@@ -1,7 +1,7 @@
 """``sdd-opt report NAME --out report.html`` and ``sdd-opt study curves NAME --out curves.png``.
 
-``report`` is picked up by ``sdd_opt.cli``; ``curves`` joins the ``study`` group when this module
-is imported (the CLI imports it after ``sdd_opt.study.commands``).
+Importing this module registers nothing: ``sdd_opt.cli`` adds ``report`` to the top level and
+``curves`` to the ``study`` group (its ``SUBCOMMANDS`` table).
 """
 
 from __future__ import annotations
@@ -101,12 +101,3 @@ def curves(name, out, storage, metrics, front_only, trials, title) -> None:
                 highlight=sorted(front))
     click.echo(f"wrote {path} ({len(items)} curves)")
 
-
-def _register() -> None:
-    from sdd_opt.study.commands import study
-
-    if "curves" not in study.commands:
-        study.add_command(curves)
-
-
-_register()

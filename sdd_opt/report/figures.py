@@ -217,7 +217,7 @@ def hypervolume_figure(history, title: str = "Hypervolume over trials") -> Optio
     if history is None or not len(history) or history["hypervolume"].isna().all():
         return None
     text = [f"after {int(r.trials)} complete trials (trial {int(r.trial)})<br>hypervolume {r.hypervolume:.4f}"
-            f"<br>epochs spent {r.epochs:g}" for r in history.itertuples()]
+            f"<br>epochs trained so far {r.epochs:g}" for r in history.itertuples()]
     fig = go.Figure(go.Scatter(x=list(history["trials"]), y=list(history["hypervolume"]), mode="lines+markers",
                                line={"shape": "hv", "color": "#1f77b4"}, text=text, hovertemplate=_HOVER,
                                name="hypervolume"))

@@ -206,7 +206,7 @@ def _trials_table(study: optuna.Study, spec: StudySpec):
         row.update({"level": a.selected_level, "test_acc": a.test_acc, "sdd_gap": a.metric("sdd_gap"),
                     "sdd_present": a.metric("sdd_present"),
                     "feasible": is_feasible(t) if t.state == TrialState.COMPLETE else None,
-                    "l2": trial_l2(t), "epochs": a.epochs_spent,
+                    "l2": trial_l2(t), "curve_epochs": a.curve_epochs,
                     "minutes": (t.duration.total_seconds() / 60.0) if t.duration else None,
                     "note": a.fail_reason or a.stop_reason or ""})
         rows.append(row)

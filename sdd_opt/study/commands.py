@@ -94,7 +94,7 @@ def _worker_storage(storage, heartbeat_interval, grace_period, storage_timeout, 
         click.echo("note: SQLite serves workers on this machine only; for several machines use PostgreSQL or MySQL "
                    "(docs/distributed.md)")
     return _open(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                 retry_limit=storage_timeout, log=_log_err)
+                 storage_timeout=storage_timeout, log=_log_err)
 
 
 def _work(s, spec, url, *, n_trials, timeout, device, threads, artifacts, progress, replay=None):
@@ -364,4 +364,4 @@ def serve(storage, host, port, threads, heartbeat_interval, grace_period, storag
     from sdd_opt.study.grpc_proxy import serve_storage
 
     serve_storage(storage, host, port, threads=threads, heartbeat_interval=heartbeat_interval,
-                  grace_period=grace_period, retry_limit=storage_timeout, log=click.echo)
+                  grace_period=grace_period, storage_timeout=storage_timeout, log=click.echo)

@@ -18,6 +18,7 @@ import yaml
 
 from sdd_opt.config import build_config
 from sdd_opt.errors import UserError
+from sdd_opt.renamed import rename_run_config
 from sdd_opt.study.pareto import front_table, levels_front
 from sdd_opt.study.record import TrialRecord
 from sdd_opt.study.spec import StudySpec
@@ -27,8 +28,8 @@ def _config_for(trial: optuna.trial.FrozenTrial, level: int) -> dict:
     stored = TrialRecord.from_trial(trial).config
     if stored is None:
         raise UserError(f"trial {trial.number} stores no resolved config; it cannot be exported")
-    data = dict(stored)
-    data["prune"] = dict(data["prune"], levels=int(level), target_sparsity=None, stop_below=None)
+    data = rename_run_config(dict(stored), stored=True)  # a trial stored before a key was renamed
+    data["prune"] = dict(data["prune"], levels=int(level), target_sparsity=None, collapse_floor=None)
     data["train"] = dict(data["train"], device="auto", threads=None)
     build_config(data, source=f"trial {trial.number}")  # validate before writing
     return data

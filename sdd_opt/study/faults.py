@@ -9,7 +9,7 @@ the worker. Here every storage call runs inside :meth:`Retrier.call`:
 
 * a transient error (:func:`classify`) rolls the call back and runs it again after an
   exponential, jittered backoff (0.05 s doubling up to 5 s);
-* when the storage stays unreachable (or locked) for longer than ``RetryPolicy.limit`` seconds,
+* when the storage stays unreachable (or locked) for longer than ``RetryPolicy.storage_timeout`` seconds (``--storage-timeout``),
   the call raises :class:`StorageUnavailable`, a :class:`~sdd_opt.errors.UserError` with a
   clear, password-free message, and every later call of this process fails at once, so the
   worker exits instead of hanging; its running trial is then failed by the heartbeat of the
@@ -131,12 +131,12 @@ def first_line(exc: BaseException) -> str:
 
 
 class StorageUnavailable(UserError):
-    """The storage stayed unreachable (or locked) for longer than the retry limit."""
+    """The storage stayed unreachable (or locked) for longer than the storage timeout (``--storage-timeout``)."""
 
 
 @dataclass
 class RetryPolicy:
-    limit: float = 600.0  # seconds a call keeps retrying before the worker gives up
+    storage_timeout: float = 600.0  # seconds a call keeps retrying before the worker gives up (--storage-timeout)
     base: float = 0.05    # first backoff
     cap: float = 5.0      # longest backoff
 
@@ -210,7 +210,7 @@ class Retrier:
                 now = time.monotonic()
                 started = started or now
                 waited = now - started
-                if waited >= self.policy.limit:
+                if waited >= self.policy.storage_timeout:
                     self.dead = (f"storage {self.describe} unreachable for {waited:.0f}s "
                                  f"({kind}: {first_line(exc)}; gave up after {attempt + 1} attempts of {name}). "
                                  f"This worker stops; its running trial is failed and retried by the other workers "
@@ -224,9 +224,9 @@ class Retrier:
                 if not announced and (kind in ("connection", "pool") or attempt >= 3):
                     announced = True
                     self.log(f"storage: {kind} in {name} ({first_line(exc)}); retrying for up to "
-                             f"{self.policy.limit:.0f}s")
+                             f"{self.policy.storage_timeout:.0f}s")
                 delay = min(self.policy.cap, self.policy.base * 2 ** (attempt - 1))
-                time.sleep(min(delay * random.uniform(0.5, 1.0), max(0.0, self.policy.limit - waited) + 0.01))
+                time.sleep(min(delay * random.uniform(0.5, 1.0), max(0.0, self.policy.storage_timeout - waited) + 0.01))
                 continue
             if announced:
                 self.log(f"storage: {name} succeeded after {attempt} retries ({time.monotonic() - started:.1f}s)")

@@ -26,7 +26,7 @@ from sdd_opt.errors import UserError
 
 
 def serve_storage(storage_url: Optional[str], host: str = "127.0.0.1", port: int = 13000, *, threads: int = 8,
-                  heartbeat_interval: int = 60, grace_period: int = 120, retry_limit: float = 600.0,
+                  heartbeat_interval: int = 60, grace_period: int = 120, storage_timeout: float = 600.0,
                   log: Callable[[str], None] = print, ready: Optional[threading.Event] = None,
                   stop: Optional[threading.Event] = None) -> None:
     """Serve the storage until Ctrl-C / SIGTERM (or ``stop`` is set)."""
@@ -46,7 +46,7 @@ def serve_storage(storage_url: Optional[str], host: str = "127.0.0.1", port: int
     if url.startswith("grpc://"):
         raise UserError("--storage: give the database URL to serve, not another proxy")
     rdb = open_storage(url, StorageSettings(heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                                            threads=threads + 1, retry_limit=retry_limit, log=log))
+                                            threads=threads + 1, storage_timeout=storage_timeout, log=log))
 
     class ServedStorage(cached_storage_class()):
         def set_trial_system_attr(self, trial_id, key, value):

@@ -213,7 +213,7 @@ class Objective:
             cost.append({"seed": seed, "levels_reused": reused, "levels_trained": len(res.rows) - reused,
                          "epochs_trained": sum(int(r["epochs"]) for r in res.rows[reused:]), "teacher": origin,
                          "teacher_epochs": teacher_config(run_cfg).train.epochs if origin == "trained" else 0})
-        # What this trial actually trained, teachers included (epochs_spent counts the curve's levels,
+        # What this trial actually trained, teachers included (curve_epochs counts the curve's levels,
         # reused ones too, and no teacher).
         TrialRecord(cost=cost, epochs_trained=sum(c["epochs_trained"] + c["teacher_epochs"] for c in cost)).write(
             trial, "cost", "epochs_trained")
@@ -227,19 +227,19 @@ class Objective:
         if any(math.isnan(v) for v in val):
             raise TrialConfigError("no validation accuracy: set data.val_fraction > 0 for a study")
         a = cfg.analysis
-        sdd = sdd_metrics(sp, val, a.sdd_threshold, a.within).as_dict()
-        sdd_test = sdd_metrics(sp, [r["test_acc"] for r in mean], a.sdd_threshold, a.within).as_dict()
+        sdd = sdd_metrics(sp, val, a.sdd_threshold, a.epsilon).as_dict()
+        sdd_test = sdd_metrics(sp, [r["test_acc"] for r in mean], a.sdd_threshold, a.epsilon).as_dict()
         sel = select_level(val, sp, spec.file.select.rule, spec.file.select.epsilon)
         epochs = float(sum(sum(r["epochs"] for r in c) for c in curves))
-        values = {"val_acc": val[sel], "sparsity": sp[sel], "sdd_gap": sdd["sdd_gap"], "epochs": epochs,
+        values = {"val_acc": val[sel], "sparsity": sp[sel], "sdd_gap": sdd["sdd_gap"], "curve_epochs": epochs,
                   "curve_hv": measure_of(spec).curve_hypervolume(mean)}
         result = TrialRecord(
             curve=mean, selected_level=sel, val_acc=val[sel], val_acc_std=mean[sel]["val_acc_std"],
-            sparsity=sp[sel], test_acc=mean[sel]["test_acc"], sdd=sdd, sdd_test=sdd_test, epochs_spent=epochs,
+            sparsity=sp[sel], test_acc=mean[sel]["test_acc"], sdd=sdd, sdd_test=sdd_test, curve_epochs=epochs,
             stopped_early=any(stops), stop_reason="; ".join(s for s in stops if s),
             constraints=constraint_values(spec, values), seconds=seconds)
         result.write(trial, "curve", "selected_level", "val_acc", "val_acc_std", "sparsity", "test_acc", "sdd",
-                     "sdd_test", "epochs_spent", "stopped_early", "stop_reason", "constraints", "seconds")
+                     "sdd_test", "curve_epochs", "stopped_early", "stop_reason", "constraints", "seconds")
         for name, value in zip(constraint_names(spec), result.constraints):
             trial.set_constraint(name, value)  # Optuna 5: samplers and best_trials honour these
         if self.store is not None:

@@ -188,7 +188,7 @@ def trial_cost(t: optuna.trial.FrozenTrial) -> float:
     """Epochs a complete trial made the search pay: what it trained, teachers included (levels
     reused from an earlier identical trial are free); older records fall back to the curve's epochs."""
     rec = TrialRecord.from_trial(t)
-    return float(rec.epochs_trained if rec.epochs_trained is not None else (rec.epochs_spent or 0.0))
+    return float(rec.epochs_trained if rec.epochs_trained is not None else (rec.curve_epochs or 0.0))
 
 
 def hypervolume_history(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:

@@ -4,15 +4,16 @@ The objective writes a trial's record as Optuna user attrs (so optuna-dashboard 
 any storage keeps them); pareto, export, the report, the dashboard and the benchmarks read it
 back with :meth:`TrialRecord.from_trial` instead of looking up loose strings. Studies written
 before the record had a version (``record_version`` missing, read as 0) hold the same keys, so
-they read unchanged.
+they read unchanged; versions 0 and 1 stored ``curve_epochs`` as ``epochs_spent`` (read as such).
 
 Keys (user attrs): ``config`` (resolved, first seed), ``seeds``, ``versions``, ``remedy``
 (none / l2 / distill), ``run_dirs``, ``curve`` (seed-mean rows), ``curve_seed<k>`` (each seed's
 rows, written as levels finish), ``selected_level``, ``val_acc``, ``val_acc_std``, ``sparsity``,
 ``test_acc``, ``sdd`` / ``sdd_test`` (SDD metrics of the mean validation / test curve) with flat
-copies of ``sdd``'s numbers for the dashboard's hover, ``epochs_spent`` (the curve's epochs over
-all seeds, reused levels included), ``epochs_trained`` (what this trial trained, teachers
-included), ``cost`` (per seed: levels reused / trained, epochs trained, teacher origin and epochs),
+copies of ``sdd``'s numbers for the dashboard's hover, ``curve_epochs`` (the epochs in the
+trial's curves, summed over seeds: reused levels included, teachers not; the objective metric of
+that name), ``epochs_trained`` (what this trial actually trained: reused levels not included,
+teachers included), ``cost`` (per seed: levels reused / trained, epochs trained, teacher origin and epochs),
 ``stopped_early``, ``stop_reason``, ``constraints`` (values <= 0 are feasible), ``seconds`` and,
 when it fails, ``fail_reason``.
 """
@@ -25,10 +26,13 @@ from typing import Any, Mapping, Optional
 
 from optuna.trial import FrozenTrial
 
-SCHEMA_VERSION = 1
+from sdd_opt.renamed import rename_metric
+
+SCHEMA_VERSION = 2  # 2: epochs_spent renamed curve_epochs
 VERSION_KEY = "record_version"
 SEED_CURVE_PREFIX = "curve_seed"
 SDD_FLAT_KEYS = ("sdd_gap", "dip_acc", "peak_acc", "dense_acc", "sdd_present")
+_OLD_CURVE_EPOCHS = "epochs_spent"  # its name in record versions 0 and 1
 
 
 def seed_curve_key(seed: int) -> str:
@@ -54,7 +58,7 @@ class TrialRecord:
     test_acc: Optional[float] = None
     sdd: dict = field(default_factory=dict)
     sdd_test: Optional[dict] = None
-    epochs_spent: Optional[float] = None
+    curve_epochs: Optional[float] = None
     epochs_trained: Optional[int] = None
     cost: list[dict] = field(default_factory=list)
     stopped_early: bool = False
@@ -76,6 +80,8 @@ class TrialRecord:
         sdd = attrs.get("sdd")
         kw["sdd"] = dict(sdd) if isinstance(sdd, dict) else {k: attrs[k] for k in SDD_FLAT_KEYS if k in attrs}
         kw["version"] = int(attrs.get(VERSION_KEY, 0))
+        if kw["version"] < 2 and attrs.get(_OLD_CURVE_EPOCHS) is not None:
+            kw.setdefault("curve_epochs", attrs[_OLD_CURVE_EPOCHS])
         return cls(**kw)
 
     @classmethod
@@ -83,9 +89,9 @@ class TrialRecord:
         return cls.from_user_attrs(trial.user_attrs)
 
     def metric(self, name: str, default: Any = None) -> Any:
-        """An objective or SDD number by name (``val_acc``, ``sdd_gap``, ``epochs``...)."""
-        if name == "epochs":
-            name = "epochs_spent"
+        """An objective or SDD number by name (``val_acc``, ``sdd_gap``, ``curve_epochs``...); the
+        metric names of studies stored before a rename (``epochs``) are read too."""
+        name = rename_metric(name, stored=True)
         if name in SDD_FLAT_KEYS:
             return self.sdd.get(name, default)
         value = getattr(self, name, None)

@@ -19,6 +19,7 @@ import optuna
 from optuna.trial import TrialState
 
 from sdd_opt.errors import DivergedError, UserError
+from sdd_opt.renamed import rename_identity
 from sdd_opt.study._optuna_compat import is_heartbeat_enabled, storage_of
 from sdd_opt.study.objective import Objective, TrialConfigError
 from sdd_opt.study.sampler import make_sampler
@@ -60,7 +61,7 @@ def create_or_resume(spec: StudySpec, storage, storage_url: str = "", *, create_
         stored = existing.user_attrs.get(IDENTITY_ATTR)
         if stored is None:
             raise UserError(f"study {spec.name!r} exists but was not created by sdd-opt; choose another --name")
-        changed = _diff(stored, identity)
+        changed = _diff(rename_identity(stored), identity)
         if changed:
             raise UserError(f"study {spec.name!r} is stored with a different {', '.join(changed)}; "
                             f"use --name for a new study (refusing to mix trials)")

@@ -28,18 +28,19 @@ import json
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from sdd_opt.config import (RunConfig, apply_overrides, build_config, format_validation_error, get_dotted,
                             read_yaml, set_dotted, stable_hash)
 from sdd_opt.errors import UserError
+from sdd_opt.renamed import is_stored, rename_dotted, rename_metric, rename_when
 
 OBJECTIVE_METRICS = {
     "val_acc": "maximize",      # validation accuracy at the selected level
     "sparsity": "maximize",     # measured sparsity at the selected level
     "sdd_gap": "minimize",      # peak - dip of the validation curve
-    "epochs": "minimize",       # epochs spent on the trial (cost)
-    "curve_hv": "maximize",     # the whole curve's score: HV of its own levels (val acc x decades pruned)
+    "curve_epochs": "minimize",  # epochs in the trial's curves over all seeds (cost; formerly "epochs")
+    "curve_hv": "maximize",      # the whole curve's score: HV of its own levels (val acc x decades pruned)
 }
 SAMPLERS = ("auto", "nsga2", "tpe", "gp", "random", "grid")
 
@@ -123,7 +124,8 @@ class ObjectiveSpec(_Strict):
 
     @field_validator("metric")
     @classmethod
-    def _known(cls, v):
+    def _known(cls, v, info: ValidationInfo):
+        v = rename_metric(v, stored=is_stored(info))
         if v not in OBJECTIVE_METRICS:
             raise ValueError(f"unknown objective metric {v!r}; choose one of {', '.join(OBJECTIVE_METRICS)}")
         return v
@@ -135,13 +137,16 @@ class ObjectiveSpec(_Strict):
 
 class SelectSpec(_Strict):
     rule: Literal["final", "best", "within"] = Field("within", description="which level a trial reports")
-    epsilon: float = Field(0.01, ge=0.0, description="for 'within': accuracy tolerance below dense")
+    epsilon: float = Field(0.01, ge=0.0, description="for 'within': accuracy tolerance below dense (as the run config's analysis.epsilon)")
 
 
 class ConstraintSpec(_Strict):
-    metric: Literal["sdd_gap", "val_acc", "sparsity", "epochs"]
+    metric: Literal["sdd_gap", "val_acc", "sparsity", "curve_epochs"]
     max: Optional[float] = None
     min: Optional[float] = None
+
+    _renamed = field_validator("metric", mode="before")(
+        classmethod(lambda cls, v, info: rename_metric(v, stored=is_stored(info))))
 
     @model_validator(mode="after")
     def _one_bound(self) -> "ConstraintSpec":
@@ -185,10 +190,24 @@ class StudyFile(_Strict):
                                                                      ObjectiveSpec(metric="sparsity")])
     select: SelectSpec = Field(default_factory=SelectSpec)
     constraints: list[ConstraintSpec] = Field(default_factory=list)
-    collapse_floor: Optional[float] = Field(None, ge=0.0, le=1.0, description="stop pruning a trial once val acc < floor")
+    collapse_floor: Optional[float] = Field(None, ge=0.0, le=1.0, description="stop pruning a trial once val acc < floor (sets prune.collapse_floor)")
     repeats: int = Field(1, ge=1, le=20, description="seeds per trial; objectives are the mean")
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     successive_halving: Optional[HalvingSpec] = Field(None, description="stop trials whose partial curve is beaten at a rung")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any, info: ValidationInfo) -> Any:
+        """Config keys renamed since the file was written (``set``, ``search_space`` and ``when``)."""
+        if not isinstance(data, dict):
+            return data
+        stored, data = is_stored(info), dict(data)
+        if isinstance(data.get("set"), dict):
+            data["set"] = {rename_dotted(k, stored=stored): v for k, v in data["set"].items()}
+        if isinstance(data.get("search_space"), dict):
+            data["search_space"] = {rename_dotted(k, stored=stored): rename_when(p, stored=stored)
+                                    for k, p in data["search_space"].items()}
+        return data
 
     @field_validator("objectives")
     @classmethod
@@ -257,8 +276,8 @@ class StudySpec:
     @classmethod
     def from_json(cls, text: str) -> "StudySpec":
         obj = json.loads(text)
-        file = StudyFile.model_validate(obj["file"])
-        base = build_config(file.base, source="stored study")
+        file = StudyFile.model_validate(obj["file"], context={"stored": True})
+        base = build_config(file.base, source="stored study", stored=True)
         return cls(file, base, obj.get("overrides", []), obj.get("source", "stored study"))
 
     def identity_hash(self) -> str:
@@ -343,7 +362,7 @@ def parse_study(data: dict[str, Any], source: str, overrides: list[str] | None =
     all_overrides += list(overrides or [])
     base = build_config(apply_overrides(base_data, all_overrides), source=base_source)
     if file.collapse_floor is not None:
-        base.prune.stop_below = file.collapse_floor
+        base.prune.collapse_floor = file.collapse_floor
     _check_space(file, base, source)
     if file.sampler.name == "grid":
         from sdd_opt.study.grid import grid_of

@@ -80,7 +80,7 @@ class StorageSettings:
 
     ``threads``: threads of this process that use the storage at once (1 for a worker's trial
     loop, the thread pool of ``storage serve``); the connection pool is sized from it, plus one
-    connection for the heartbeat thread. ``retry_limit``: seconds a storage call keeps retrying a
+    connection for the heartbeat thread. ``storage_timeout`` (``--storage-timeout``): seconds a storage call keeps retrying a
     lost connection or a lock before the process gives up with a clear message.
     ``lock_timeout``: seconds a statement waits for a row lock before it is retried (MySQL's
     ``innodb_lock_wait_timeout``, PostgreSQL's ``lock_timeout``).
@@ -90,7 +90,7 @@ class StorageSettings:
     grace_period: Optional[int] = 120
     max_retry: Optional[int] = 3
     threads: int = 1
-    retry_limit: float = 600.0
+    storage_timeout: float = 600.0
     lock_timeout: float = 30.0
     connect_timeout: int = 10
     log: Optional[Callable[[str], None]] = None
@@ -290,7 +290,7 @@ def _open_grpc(url: str, settings: StorageSettings):
                         f"(pip install 'sdd-opt[grpc]')") from None
     host, _, port = url[len("grpc://"):].rpartition(":")
     proxy = cls(host=host, port=int(port))
-    proxy._retrier = Retrier(RetryPolicy(limit=settings.retry_limit), url, settings.log)
+    proxy._retrier = Retrier(RetryPolicy(storage_timeout=settings.storage_timeout), url, settings.log)
     proxy.heartbeat_interval = settings.heartbeat_interval
     try:
         proxy.wait_server_ready(timeout=settings.connect_timeout)
@@ -344,7 +344,7 @@ def open_storage(url: Optional[str] = None, settings: Optional[StorageSettings] 
                 continue
             first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
             raise UserError(f"--storage {masked(url)}: cannot open storage ({type(exc).__name__}: {masked(first)})") from None
-    storage._retrier = Retrier(RetryPolicy(limit=settings.retry_limit), url, settings.log)
+    storage._retrier = Retrier(RetryPolicy(storage_timeout=settings.storage_timeout), url, settings.log)
     if is_sqlite(url):
         _enable_wal(storage)
     return storage

@@ -70,8 +70,8 @@ def add_synthetic_trials(study: optuna.Study, n: int, max_gap: float = 0.02,
                  "val_acc_std": 0.0, "sparsity": sp[sel], "test_acc": rows[sel]["test_acc"], "sdd": sdd,
                  "sdd_test": sdd_test, "sdd_gap": sdd["sdd_gap"], "dip_acc": sdd["dip_acc"], "peak_acc": sdd["peak_acc"],
                  "dense_acc": sdd["dense_acc"], "sdd_present": sdd["sdd_present"], "remedy": remedy,
-                 "epochs_spent": 8.0, "constraints": cons, "config": {"train": {"weight_decay": wd}}}
-        metric = {"val_acc": val[sel], "sparsity": sp[sel], "sdd_gap": sdd["sdd_gap"], "epochs": 8.0}
+                 "curve_epochs": 8.0, "constraints": cons, "config": {"train": {"weight_decay": wd}}}
+        metric = {"val_acc": val[sel], "sparsity": sp[sel], "sdd_gap": sdd["sdd_gap"], "curve_epochs": 8.0}
         study.add_trial(optuna.trial.create_trial(values=[metric[m] for m in objectives], params=params, distributions=dists,
                                                   user_attrs=attrs, constraints={"sdd_gap<=0.02": cons[0]}))
 

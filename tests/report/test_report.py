@@ -184,7 +184,7 @@ def test_report_of_a_study_without_complete_trials(synthetic):
     assert "no complete trial yet" in text
 
 
-@pytest.mark.parametrize("objectives", [("val_acc",), ("val_acc", "sdd_gap", "epochs")])
+@pytest.mark.parametrize("objectives", [("val_acc",), ("val_acc", "sdd_gap", "curve_epochs")])
 def test_report_with_other_objectives(synthetic, objectives):
     from sdd_opt.report.html import build_report
 

@@ -43,7 +43,7 @@ def test_repeats_constraints_and_early_stop(study_file, sqlite_url, tmp_path):
     for t in study.trials:
         assert t.user_attrs["seeds"] == [0, 1]
         assert "curve_seed0" in t.user_attrs and "curve_seed1" in t.user_attrs
-        assert t.user_attrs["stopped_early"] and "stop_below" in t.user_attrs["stop_reason"]
+        assert t.user_attrs["stopped_early"] and "collapse_floor" in t.user_attrs["stop_reason"]
         assert len(t.user_attrs["curve"]) == 1  # collapsed at the dense level: no pruning spent
         assert all(c > 0 for c in t.user_attrs["constraints"])
         assert t.constraints and all(v > 0 for v in t.constraints.values())
@@ -52,7 +52,7 @@ def test_repeats_constraints_and_early_stop(study_file, sqlite_url, tmp_path):
 
 def test_remedy_labels_and_constraint_sign(study_file):
     spec = load_study_spec(study_file(constraints=[{"metric": "sdd_gap", "max": 0.02}, {"metric": "val_acc", "min": 0.5}]))
-    assert constraint_values(spec, {"sdd_gap": 0.05, "val_acc": 0.6, "sparsity": 0.9, "epochs": 1}) == \
+    assert constraint_values(spec, {"sdd_gap": 0.05, "val_acc": 0.6, "sparsity": 0.9, "curve_epochs": 1}) == \
         pytest.approx([0.03, -0.1])
     cfg = spec.base.model_copy(deep=True)
     assert remedy_of(cfg) == "none"
@@ -83,10 +83,10 @@ def test_trials_record_what_they_trained_reused_and_where_the_teacher_came_from(
     levels = len(first["curve"])
     teacher_epochs = spec.base.train.epochs  # the teacher trains the student's schedule (distill.teacher.epochs unset)
     assert first["cost"] == [{"seed": 0, "levels_reused": 0, "levels_trained": levels,
-                              "epochs_trained": first["epochs_spent"], "teacher": "trained",
+                              "epochs_trained": first["curve_epochs"], "teacher": "trained",
                               "teacher_epochs": teacher_epochs}]
-    assert first["epochs_trained"] == first["epochs_spent"] + teacher_epochs
+    assert first["epochs_trained"] == first["curve_epochs"] + teacher_epochs
     assert repeat["cost"][0]["levels_reused"] == levels and repeat["cost"][0]["levels_trained"] == 0
-    assert repeat["epochs_trained"] == 0 < repeat["epochs_spent"]  # spent counts the reused levels, trained does not
-    assert plain["cost"][0]["teacher"] == "none" and plain["epochs_trained"] == plain["epochs_spent"] > 0
+    assert repeat["epochs_trained"] == 0 < repeat["curve_epochs"]  # the curve counts the reused levels, trained does not
+    assert plain["cost"][0]["teacher"] == "none" and plain["epochs_trained"] == plain["curve_epochs"] > 0
     assert repeat["cost"][0]["teacher_epochs"] == 0  # the cached teacher, if loaded at all, cost nothing

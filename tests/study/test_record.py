@@ -21,13 +21,14 @@ def test_round_trip_through_user_attrs():
     rec = TrialRecord(config={"seed": 0}, seeds=[0, 1], remedy="l2", curve=[{"level": 0, "val_acc": 0.5}],
                       seed_curves={0: [{"level": 0}], 1: [{"level": 0}]}, selected_level=0, val_acc=0.5,
                       sdd={"sdd_gap": 0.1, "dip_acc": 0.4, "peak_acc": 0.5, "dense_acc": 0.45, "sdd_present": True},
-                      epochs_spent=4.0, constraints=[-0.1])
+                      curve_epochs=4.0, constraints=[-0.1])
     attrs = rec.to_user_attrs()
     assert attrs[VERSION_KEY] == SCHEMA_VERSION
     assert attrs["curve_seed1"] == [{"level": 0}] and attrs["sdd_gap"] == 0.1  # flat copy for the dashboard
     back = TrialRecord.from_user_attrs(attrs)
     assert back == rec
-    assert back.metric("epochs") == 4.0 and back.metric("sdd_gap") == 0.1
+    assert back.metric("curve_epochs") == 4.0 and back.metric("sdd_gap") == 0.1
+    assert back.metric("epochs") == 4.0  # the metric's name in studies stored before the rename
 
 
 def test_unknown_field_is_refused():
@@ -62,6 +63,14 @@ def test_study_stored_by_the_pre_record_main_lists_reports_and_exports(tmp_path,
     recs = [TrialRecord.from_trial(t) for t in trials if t.state.name == "COMPLETE"]
     assert len(recs) == 3 and all(r.version == 0 and len(r.seed_curves) == 2 and r.curve for r in recs)
     assert all(r.config is not None and r.sdd.get("sdd_gap") is not None for r in recs)
+    assert all(r.curve_epochs > 0 for r in recs)  # stored as 'epochs_spent' before the rename
+    # Its stored identity (base with prune.stop_below, analysis.within) matches the same file read today.
+    from sdd_opt.errors import UserError
+    from sdd_opt.study.runner import create_or_resume
+    from sdd_opt.study.spec import load_study_spec
+
+    with pytest.raises(UserError, match="already exists \\(with the same settings\\)"):
+        create_or_resume(load_study_spec(FIXTURE.with_suffix(".yaml")), storage, url, create_only=True)
     del storage
 
     assert _cli("study", "list", "--storage", url) == 0
@@ -77,3 +86,5 @@ def test_study_stored_by_the_pre_record_main_lists_reports_and_exports(tmp_path,
     assert exported
     data = yaml.safe_load(exported[0].read_text())
     assert data["prune"]["target_sparsity"] is None and data["model"]["name"] == "cnn1d"
+    assert "collapse_floor" in data["prune"] and "epsilon" in data["analysis"]  # exported under today's names
+    assert "warning" not in capsys.readouterr().err  # stored data is read without a rename warning

@@ -71,3 +71,25 @@ def test_grid_needs_steps_or_choices(tmp_path):
     space["distill.alpha"] = {"type": "float", "low": 0.1, "high": 0.9}
     with pytest.raises(UserError, match="grid sampler needs"):
         parse_study(tiny_study(tmp_path, search_space=space, sampler={"name": "grid"}), "s.yaml")
+
+
+def test_renamed_study_keys_and_metrics_still_read(study_file, monkeypatch, capsys):
+    """A study file written before the renames: metric 'epochs', prune.stop_below in set and search_space."""
+    from sdd_opt import renamed
+
+    monkeypatch.setattr(renamed, "_warned", set())
+    spec = load_study_spec(study_file(
+        objectives=[{"metric": "val_acc"}, {"metric": "epochs"}], constraints=[{"metric": "epochs", "max": 1e6}],
+        set={"analysis.within": 0.05},
+        search_space={"prune.stop_below": {"type": "float", "low": 0.1, "high": 0.2},
+                      "prune.rate": {"type": "float", "low": 0.2, "high": 0.4, "when": {"prune.stop_below": 0.1}}}))
+    assert spec.metric_names == ["val_acc", "curve_epochs"] and spec.directions == ["maximize", "minimize"]
+    assert spec.file.constraints[0].metric == "curve_epochs"
+    assert set(spec.search_space) == {"prune.collapse_floor", "prune.rate"}
+    assert spec.search_space["prune.rate"].when == {"prune.collapse_floor": 0.1}
+    assert spec.base.analysis.epsilon == 0.05
+    err = capsys.readouterr().err
+    assert "'metric epochs' is renamed 'metric curve_epochs'" in err and "'prune.stop_below' is renamed" in err
+    assert len(err.splitlines()) == 3  # one line per old name
+    again = type(spec).from_json(spec.to_json())
+    assert again.identity() == spec.identity() and capsys.readouterr().err == ""

@@ -82,7 +82,7 @@ def test_retrier_retries_then_succeeds_and_counts():
             raise _wrapped(pymysql.err.OperationalError(1213, "Deadlock found"))
         return "ok"
 
-    r = Retrier(RetryPolicy(limit=10, base=0.001), "mysql+pymysql://u:pw@h/db", log=lambda m: None)
+    r = Retrier(RetryPolicy(storage_timeout=10, base=0.001), "mysql+pymysql://u:pw@h/db", log=lambda m: None)
     assert r.call("set_trial_user_attr", flaky) == "ok"
     assert len(calls) == 3 and r.stats.retries == {"deadlock": 2} and r.stats.calls == 1
 
@@ -95,7 +95,7 @@ def test_retrier_gives_up_with_a_clear_masked_message_and_fails_fast_after():
     def down():
         raise _wrapped(psycopg.OperationalError("connection failed: Connection refused"))
 
-    r = Retrier(RetryPolicy(limit=0.3, base=0.01, cap=0.05), "postgresql+psycopg://alice:s3cret@db:5432/x", logs.append)
+    r = Retrier(RetryPolicy(storage_timeout=0.3, base=0.01, cap=0.05), "postgresql+psycopg://alice:s3cret@db:5432/x", logs.append)
     t0 = time.monotonic()
     with pytest.raises(StorageUnavailable) as info:
         r.call("get_all_trials", down)
@@ -111,7 +111,7 @@ def test_retrier_gives_up_with_a_clear_masked_message_and_fails_fast_after():
 
 
 def test_non_transient_errors_are_raised_at_once():
-    r = Retrier(RetryPolicy(limit=10), "sqlite://", log=lambda m: None)
+    r = Retrier(RetryPolicy(storage_timeout=10), "sqlite://", log=lambda m: None)
     calls = []
 
     def bad():
@@ -277,7 +277,7 @@ def _proxy_for(url):
 def test_a_lost_connection_is_retried_until_the_server_is_back(db_url):
     proxy = _proxy_for(db_url)
     logs = []
-    storage = open_storage(proxy.url_for(db_url), _settings(retry_limit=30, heartbeat_interval=None, log=logs.append))
+    storage = open_storage(proxy.url_for(db_url), _settings(storage_timeout=30, heartbeat_interval=None, log=logs.append))
     try:
         with tracked_studies(db_url) as names:
             name = unique_name()
@@ -304,7 +304,7 @@ def test_a_storage_down_for_longer_than_the_limit_ends_with_a_clear_message(caps
     secret_url = make_url(url).set(password="s3cret").render_as_string(hide_password=False)  # trust auth ignores it
     proxy = _proxy_for(secret_url)
     logs = []
-    storage = open_storage(proxy.url_for(secret_url), _settings(retry_limit=2, heartbeat_interval=None, log=logs.append))
+    storage = open_storage(proxy.url_for(secret_url), _settings(storage_timeout=2, heartbeat_interval=None, log=logs.append))
     try:
         with tracked_studies(url) as names:
             name = unique_name()
