@@ -77,3 +77,17 @@ def check_run(cfg) -> None:
     """Everything :mod:`sdd_opt.config` cannot check alone: folders, the model fits the data, the schedule keeps a weight."""
     check_folders(cfg)
     check_schedule(cfg, meta_model(cfg))
+
+
+def check_new_study(spec, file: str, name_given: bool) -> None:
+    """A study about to be created or run from ``file``: a safe name and something to search.
+
+    Only new input is checked: studies stored under an older, looser rule stay readable by name.
+    """
+    from sdd_opt.paths import check_study_name
+
+    check_study_name(spec.name, "--name" if name_given else f"{file}: name")
+    if not spec.search_space:
+        raise UserError(f"{file}: search_space: empty; give at least one key to search, e.g. "
+                        "train.weight_decay: {type: float, low: 1e-5, high: 1e-2, log: true} "
+                        "(to train one config use 'sdd-opt train --config')")

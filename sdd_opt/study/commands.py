@@ -44,9 +44,12 @@ def study() -> None:
 
 
 def _load_spec(file, overrides, name):
+    from sdd_opt.preflight import check_new_study
     from sdd_opt.study.spec import load_study_spec
 
-    return load_study_spec(file, list(overrides), name=name)
+    spec = load_study_spec(file, list(overrides), name=name)
+    check_new_study(spec, file, name_given=bool(name))
+    return spec
 
 
 @study.command("create")
