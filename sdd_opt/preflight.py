@@ -73,10 +73,33 @@ def check_folders(cfg) -> None:
                 break
 
 
+def check_teacher(cfg, model=None) -> None:
+    """A given teacher (``distill.teacher.checkpoint`` or ``.run``) loads safely and fits the model.
+
+    A missing, truncated or foreign file fails here, before the run directory is made -- not
+    after config.yaml and the first checkpoints were written.
+    """
+    from pathlib import Path
+
+    from sdd_opt.checkpoints import check_fits, load_state_dict
+
+    t = cfg.distill.teacher
+    if not cfg.distill.enabled or not (t.checkpoint or t.run):
+        return
+    key = "distill.teacher.checkpoint" if t.checkpoint else "distill.teacher.run"
+    path = Path(t.checkpoint) if t.checkpoint else Path(t.run) / "checkpoints" / f"level_{t.level}.pt"
+    state = load_state_dict(path, key)
+    if model is not None:
+        check_fits(model, state, f"{key} {path}")
+
+
 def check_run(cfg) -> None:
-    """Everything :mod:`sdd_opt.config` cannot check alone: folders, the model fits the data, the schedule keeps a weight."""
+    """Everything :mod:`sdd_opt.config` cannot check alone: folders, the model fits the data, the
+    schedule keeps a weight, a given teacher loads and fits."""
     check_folders(cfg)
-    check_schedule(cfg, meta_model(cfg))
+    model = meta_model(cfg)
+    check_schedule(cfg, model)
+    check_teacher(cfg, model)
 
 
 def check_new_study(spec, file: str, name_given: bool) -> None:
