@@ -290,7 +290,9 @@ def busy_port() -> int:
 
 RESUME = ["train", "--out", "run", "--resume", "--quiet", *RUN_SETS]
 READ_ONLY = {"list": ["study", "list"], "status": ["study", "status", "tiny"], "pareto": ["study", "pareto", "tiny"],
-             "export": ["study", "export", "tiny", "--out", "exported"], "report": ["report", "tiny"]}
+             "export": ["study", "export", "tiny", "--out", "exported"], "report": ["report", "tiny"],
+             "curves": ["study", "curves", "tiny", "--out", "c.png"], "worker": ["study", "worker", "tiny", "--n-trials", "1"],
+             "dashboard": ["dashboard"]}
 
 CASES += [  # the cases that need a template database or run, or a busy port
     # -- corrupt run directories ------------------------------------------------------------------
@@ -303,6 +305,14 @@ CASES += [  # the cases that need a template database or run, or a busy port
     Case("resume-checkpoint-wrong-shapes", RESUME, "level_1.pt", setup=with_run_and(_wrong_shape_checkpoint)),
     Case("resume-checkpoint-garbage", RESUME, "level_1.pt", setup=with_run_and(
         lambda run: (run / "checkpoints/level_1.pt").write_bytes(b"not a checkpoint"))),
+    Case("resume-rewind-truncated", RESUME, "rewind.pt", setup=with_run_and(
+        lambda run: (run / "checkpoints/rewind.pt").write_bytes((run / "checkpoints/rewind.pt").read_bytes()[:100]))),
+    Case("resume-checkpoint-missing", RESUME, "level_1.pt", setup=with_run_and(
+        lambda run: (run / "checkpoints/level_1.pt").unlink())),
+    Case("resume-curve-level-gap", RESUME, "expected level 1", setup=with_run_and(
+        lambda run: (run / "curve.csv").write_text((run / "curve.csv").read_text().replace("\n1,", "\n4,", 1)))),
+    Case("plot-curve-missing-column", ["plot", "run", "--out", "x.png"], "no column", setup=with_run_and(
+        lambda run: (run / "curve.csv").write_text("level,sparsity\n0,0.0\n"))),
     Case("plot-garbage-curve", ["plot", "run", "--out", "x.png"], "curve.csv", setup=with_run_and(
         lambda run: (run / "curve.csv").write_bytes(b"\x00\xffgarbage;;\n1,2\n"))),
     Case("plot-truncated-curve", ["plot", "run", "--out", "x.png"], "curve.csv", setup=with_run_and(
@@ -310,14 +320,18 @@ CASES += [  # the cases that need a template database or run, or a busy port
     Case("teacher-truncated-checkpoint", ["train", "--out", "new", "--quiet", *RUN_SETS, "--set", "distill.enabled=true",
                                           "--set", "distill.teacher.checkpoint=teacher.pt"], "teacher.pt",
          setup=with_run_and(_truncated_teacher)),
+    Case("teacher-run-other-width", ["train", "--out", "new", "--quiet", *RUN_SETS, "--set", "distill.enabled=true",
+                                     "--set", "distill.teacher.run=run", "--set", "model.width=16"], "distill.teacher.run",
+         setup=with_run),
     Case("teacher-missing-checkpoint", ["train", "--out", "new", "--quiet", *RUN_SETS, "--set", "distill.enabled=true",
                                         "--set", "distill.teacher.checkpoint=nothere.pt"], "nothere.pt"),
     # -- read-only commands create nothing and open only Optuna databases -------------------------
     *[Case(f"{cmd}-missing-sqlite", argv + ["--storage", "sqlite:///db/nothere.db"], "no such database file")
       for cmd, argv in READ_ONLY.items()],
-    Case("dashboard-missing-sqlite", ["dashboard", "--storage", "sqlite:///db/nothere.db"], "no such database file"),
     *[Case(f"{cmd}-other-programs-db", argv + ["--storage", TDB], "another program's SQLite database", setup=other_program_db)
       for cmd, argv in READ_ONLY.items()],
+    Case("run-in-other-programs-db", ["study", "run", "s.yaml", "--storage", TDB], "another program's",
+         {"s.yaml": lambda tmp: study()}, setup=other_program_db),
     Case("create-in-other-programs-db", ["study", "create", "s.yaml", "--storage", TDB], "another program's",
          {"s.yaml": lambda tmp: study()}, setup=other_program_db),
     Case("list-not-a-database", ["study", "list", "--storage", TDB], "is not a SQLite database", {"db/studies.db": "hello"}),
@@ -340,6 +354,8 @@ CASES += [  # the cases that need a template database or run, or a busy port
          {"s.yaml": lambda tmp: study()}),
     Case("name-in-file-with-slash", ["study", "run", "s.yaml", "--storage", SQLITE], "a/b",
          {"s.yaml": lambda tmp: study(name="a/b")}),
+    Case("name-flag-on-run", ["study", "run", "s.yaml", "--storage", SQLITE, "--name", "..", "--n-trials", "1"], "'..'",
+         {"s.yaml": lambda tmp: study()}),
     Case("name-with-space", ["study", "create", "s.yaml", "--storage", SQLITE], "my study",
          {"s.yaml": lambda tmp: study(name="my study")}),
     # -- search spaces -------------------------------------------------------------------------------
@@ -358,6 +374,10 @@ CASES += [  # the cases that need a template database or run, or a busy port
          {"afile": "x"}, setup=with_db),
     Case("report-out-in-proc", ["report", "tiny", "--storage", TDB, "--out", "/proc/sdd-opt-no/r.html"], "/proc",
          setup=with_db),
+    Case("report-out-is-a-directory", ["report", "tiny", "--storage", TDB, "--out", "adir"], "adir",
+         {"adir/keep": ""}, setup=with_db),
+    Case("curves-out-under-a-file", ["study", "curves", "tiny", "--storage", TDB, "--out", "afile/c.png"], "afile is a file",
+         {"afile": "x"}, setup=with_db),
     Case("report-out-type", ["report", "tiny", "--storage", TDB, "--out", "r.pdf"], "r.pdf", setup=with_db),
     Case("report-missing-folder-unknown-study", ["report", "nosuch", "--storage", TDB, "--out", "new/r.html"], "nosuch",
          setup=with_db),

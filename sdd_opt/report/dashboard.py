@@ -225,7 +225,11 @@ def serve(storage_url: Optional[str], artifacts: Optional[str], host: str = "127
         def log_message(self, *args):  # the browser polls every few seconds: no access log
             pass
 
-    try:  # the port first: a busy one must fail before the storage or the artifact folder is touched
+    from sdd_opt.dbcheck import check_sqlite_file
+    from sdd_opt.study.storage import resolve_url
+
+    check_sqlite_file(resolve_url(storage_url), must_exist=True)  # writes nothing, takes no port
+    try:  # then the port: a busy one must fail before the storage is opened or artifacts/ made
         httpd = make_server(host, port, None, server_class=Server, handler_class=Quiet)
     except OSError as exc:
         raise UserError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror})") from None
