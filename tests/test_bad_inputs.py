@@ -305,6 +305,10 @@ CASES += [  # the cases that need a template database or run, or a busy port
     Case("resume-checkpoint-wrong-shapes", RESUME, "level_1.pt", setup=with_run_and(_wrong_shape_checkpoint)),
     Case("resume-checkpoint-garbage", RESUME, "level_1.pt", setup=with_run_and(
         lambda run: (run / "checkpoints/level_1.pt").write_bytes(b"not a checkpoint"))),
+    Case("resume-config-garbage", RESUME, "config.yaml", setup=with_run_and(
+        lambda run: (run / "config.yaml").write_bytes(b"\x00\xff\xfe not yaml"))),
+    Case("resume-config-other-run", RESUME, "different config", setup=with_run_and(
+        lambda run: (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("seed: 0", "seed: 7", 1)))),
     Case("resume-rewind-truncated", RESUME, "rewind.pt", setup=with_run_and(
         lambda run: (run / "checkpoints/rewind.pt").write_bytes((run / "checkpoints/rewind.pt").read_bytes()[:100]))),
     Case("resume-checkpoint-missing", RESUME, "level_1.pt", setup=with_run_and(
