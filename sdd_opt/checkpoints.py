@@ -56,9 +56,24 @@ def load_state_dict(path: Path, what: str) -> dict:
     except FileNotFoundError:
         raise UserError(f"{what}: no such file {path}") from None
     except Exception as exc:  # corrupt or foreign file
-        raise UserError(f"{what}: cannot load {path} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise UserError(f"{what}: cannot load {path}: corrupt, truncated or not a PyTorch file ({type(exc).__name__})") from None
     if isinstance(obj, dict) and "state_dict" in obj:
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
         raise UserError(f"{what}: {path} does not hold a state_dict")
     return obj
+
+
+def check_fits(model: torch.nn.Module, state_dict: dict, where: str, *, partial: bool = False) -> None:
+    """``state_dict`` has ``model``'s keys with ``model``'s shapes (``partial``: a subset of its keys,
+    as a mask dict); otherwise a UserError naming ``where``. ``model`` may live on the meta device."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else None for k, v in state_dict.items()}
+    problems = [f"unexpected {k}" for k in got if k not in expected]
+    if not partial:
+        problems += [f"missing {k}" for k in expected if k not in got]
+    problems += [f"{k} has shape {list(got[k]) if got[k] is not None else 'none'}, the model needs {list(shape)}"
+                 for k, shape in expected.items() if k in got and got[k] != shape]
+    if problems:
+        more = f" (and {len(problems) - 2} more)" if len(problems) > 2 else ""
+        raise UserError(f"{where}: does not fit the configured {type(model).__name__}: {'; '.join(problems[:2])}{more}")

@@ -11,7 +11,13 @@ So before any connection is made:
   database (one with tables, none of them Optuna's), which is left byte-identical.
 
 The file is read through a read-only connection (``mode=ro``; ``immutable`` when no ``-wal`` file
-shows a writer), so the check itself creates no journal, no ``-shm`` and no ``-wal``.
+shows a writer), so the check itself creates no journal, no ``-shm`` and no ``-wal``. The file is
+never opened outside SQLite (no header read with ``open()``): closing any descriptor of a file
+drops every POSIX lock this process holds on it, so a raw read while another connection of the
+same process uses the database lets a second process write under it -- the corruption of
+https://www.sqlite.org/howtocorrupt.html section 2.2 (seen as "database disk image is malformed"
+in a dashboard that had checked the file it then served). SQLite's own connections share those
+locks per file and are safe.
 """
 
 from __future__ import annotations
@@ -24,7 +30,6 @@ from typing import Optional
 
 from sdd_opt.errors import UserError, mask_secrets
 
-SQLITE_HEADER = b"SQLite format 3\x00"
 OPTUNA_TABLES = {"studies", "trials", "version_info"}
 
 
@@ -68,20 +73,17 @@ def check_sqlite_file(url: str, *, must_exist: bool) -> None:
         return
     if path.is_dir():
         raise UserError(f"{flag}: {path} is a directory, not a SQLite database file")
-    try:
-        with path.open("rb") as fh:
-            header = fh.read(len(SQLITE_HEADER))
-    except OSError as exc:
-        raise UserError(f"{flag}: cannot read {path} ({exc.strerror or type(exc).__name__})") from None
-    if not header:
+    if path.stat().st_size == 0:
         if must_exist:
             raise UserError(f"{flag}: {path} is an empty file, not an Optuna database")
         return  # SQLite makes an empty file a new database: fine to create a study in
-    if header != SQLITE_HEADER:
-        raise UserError(f"{flag}: {path} is not a SQLite database")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"{flag}: cannot read {path} (permission denied)")
     try:
         tables = sqlite_tables(path)
     except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
+            raise UserError(f"{flag}: {path} is not a SQLite database") from None
         raise UserError(f"{flag}: {path} is not a readable SQLite database ({exc})") from None
     if tables and not OPTUNA_TABLES <= tables:
         shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")

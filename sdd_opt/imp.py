@@ -28,7 +28,7 @@ from typing import Callable, Optional
 
 import torch
 
-from sdd_opt.checkpoints import load_checkpoint, save_atomic, write_text_atomic
+from sdd_opt.checkpoints import check_fits, load_checkpoint, save_atomic, write_text_atomic
 from sdd_opt.config import RunConfig, dump_config, load_config
 from sdd_opt.curve import CURVE_COLUMNS, is_collapsed, sdd_metrics
 from sdd_opt.data import load_data
@@ -86,13 +86,29 @@ def dense_key(cfg: RunConfig) -> str:
 
 
 def read_curve(path: Path) -> list[dict]:
+    """The rows of a run's curve.csv ([] when there is none); a damaged file is a UserError naming it."""
     if not path.exists():
         return []
-    with path.open() as fh:
-        rows = list(csv.DictReader(fh))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text, so not a curve.csv written by sdd-opt") from None
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in CURVE_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise UserError(f"{path}: no column {', '.join(missing)} (not a curve.csv written by sdd-opt)")
     out = []
-    for r in rows:
-        out.append({k: (int(v) if k in ("level", "epochs") else float(v)) for k, v in r.items()})
+    for r in reader:
+        line = reader.line_num
+        if None in r or None in r.values():
+            raise UserError(f"{path}: line {line} is truncated or has extra fields")
+        try:
+            row = {k: (int(v) if k in ("level", "epochs") else float(v)) for k, v in r.items()}
+        except ValueError:
+            raise UserError(f"{path}: line {line} holds a value that is not a number") from None
+        if row["level"] != len(out):
+            raise UserError(f"{path}: line {line} is level {row['level']}, expected level {len(out)}")
+        out.append(row)
     return out
 
 
@@ -153,6 +169,28 @@ def _stored_rows(cfg: RunConfig, out: Path, resume: bool) -> list[dict]:
     return rows
 
 
+def _stored_state(cfg: RunConfig, out: Path, rows: list[dict]) -> Optional[tuple[dict, Optional[dict]]]:
+    """The last finished level's checkpoint and the rewind weights, loaded and checked against
+    ``cfg``'s model (built on the meta device) before anything in ``out`` is rewritten."""
+    if not rows:
+        return None
+    from sdd_opt.preflight import meta_model
+
+    path = out / "checkpoints" / f"level_{rows[-1]['level']}.pt"
+    state = load_checkpoint(path)
+    if not isinstance(state.get("masks"), dict):
+        raise UserError(f"checkpoint {path}: no masks (not a level checkpoint written by sdd-opt)")
+    rewind_path = out / "checkpoints" / "rewind.pt"
+    rewind = load_checkpoint(rewind_path)["state_dict"] if cfg.prune.retrain == "rewind" else None
+    model = meta_model(cfg)
+    if model is not None:
+        check_fits(model, state["state_dict"], f"checkpoint {path}")
+        check_fits(model, state["masks"], f"checkpoint {path} (masks)", partial=True)
+        if rewind is not None:
+            check_fits(model, rewind, f"checkpoint {rewind_path}")
+    return state, rewind
+
+
 def _start(cfg: RunConfig, out: Path) -> _Run:
     """Load the data, check the rewind point, build the seeded dense model and write config.yaml."""
     threads = _set_threads(cfg)
@@ -180,16 +218,17 @@ def _start(cfg: RunConfig, out: Path) -> _Run:
     return run
 
 
-def _resume(run: _Run, rows: list[dict], log: Callable[[str], None]) -> int:
-    """Load the last finished level's weights (and the rewind point); returns the next level."""
+def _resume(run: _Run, rows: list[dict], stored: Optional[tuple[dict, Optional[dict]]],
+            log: Callable[[str], None]) -> int:
+    """Load the last finished level's weights (and the rewind point, see :func:`_stored_state`); returns the next level."""
     if not rows:
         return 0
     last = rows[-1]["level"]
-    state = load_checkpoint(run.ckpt_dir / f"level_{last}.pt")
+    state, rewind = stored
     run.model.load_state_dict(state["state_dict"])
     run.masks = {k: v.to(run.device) for k, v in state["masks"].items()}
     if run.cfg.prune.retrain == "rewind":
-        run.rewind_state = load_checkpoint(run.ckpt_dir / "rewind.pt")["state_dict"]
+        run.rewind_state = rewind
     n_levels = run.cfg.prune.n_levels
     log(f"resuming {run.out} at level {last + 1}/{n_levels}" if last + 1 <= n_levels
         else f"reusing the finished run {run.out} (levels 0-{n_levels})")
@@ -376,15 +415,18 @@ def run_curve(
     """
     out = Path(out_dir)
     rows = _stored_rows(cfg, out, resume)
+    stored = _stored_state(cfg, out, rows)  # a damaged run directory fails here, before _start writes
     run = _start(cfg, out)
     run.dense_cache = Path(dense_cache) if dense_cache is not None else None
     reused_dense = False
     if not rows and run.dense_cache is not None:
         rows = _adopt_dense(run, log)
         reused_dense = bool(rows)
-        if reused_dense and on_level:
-            on_level(rows[0])
-    start_level = _resume(run, rows, log)
+        if reused_dense:
+            stored = _stored_state(cfg, out, rows)
+            if on_level:
+                on_level(rows[0])
+    start_level = _resume(run, rows, stored, log)
     p = cfg.prune
     stopped, reason = False, ""
     if rows and p.collapse_floor is not None and is_collapsed(rows[-1]["val_acc"], p.collapse_floor):

@@ -73,7 +73,44 @@ def check_folders(cfg) -> None:
                 break
 
 
+def check_teacher(cfg, model=None) -> None:
+    """A given teacher (``distill.teacher.checkpoint`` or ``.run``) loads safely and fits the model.
+
+    A missing, truncated or foreign file fails here, before the run directory is made -- not
+    after config.yaml and the first checkpoints were written.
+    """
+    from pathlib import Path
+
+    from sdd_opt.checkpoints import check_fits, load_state_dict
+
+    t = cfg.distill.teacher
+    if not cfg.distill.enabled or not (t.checkpoint or t.run):
+        return
+    key = "distill.teacher.checkpoint" if t.checkpoint else "distill.teacher.run"
+    path = Path(t.checkpoint) if t.checkpoint else Path(t.run) / "checkpoints" / f"level_{t.level}.pt"
+    state = load_state_dict(path, key)
+    if model is not None:
+        check_fits(model, state, f"{key} {path}")
+
+
 def check_run(cfg) -> None:
-    """Everything :mod:`sdd_opt.config` cannot check alone: folders, the model fits the data, the schedule keeps a weight."""
+    """Everything :mod:`sdd_opt.config` cannot check alone: folders, the model fits the data, the
+    schedule keeps a weight, a given teacher loads and fits."""
     check_folders(cfg)
-    check_schedule(cfg, meta_model(cfg))
+    model = meta_model(cfg)
+    check_schedule(cfg, model)
+    check_teacher(cfg, model)
+
+
+def check_new_study(spec, file: str, name_given: bool) -> None:
+    """A study about to be created or run from ``file``: a safe name and something to search.
+
+    Only new input is checked: studies stored under an older, looser rule stay readable by name.
+    """
+    from sdd_opt.paths import check_study_name
+
+    check_study_name(spec.name, "--name" if name_given else f"{file}: name")
+    if not spec.search_space:
+        raise UserError(f"{file}: search_space: empty; give at least one key to search, e.g. "
+                        "train.weight_decay: {type: float, low: 1e-5, high: 1e-2, log: true} "
+                        "(to train one config use 'sdd-opt train --config')")

@@ -213,6 +213,9 @@ class Templates:
             (self.root / "s.yaml").write_text(study())
             self._cli("study", "create", "s.yaml", "--storage", "sqlite:///tdb/studies.db")
             self._db = self.root / "tdb/studies.db"
+            conn = sqlite3.connect(self._db)  # WAL: move what the creating process wrote into the file we copy
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.close()
         return self._db
 
     @property
@@ -287,9 +290,11 @@ def busy_port() -> int:
 
 RESUME = ["train", "--out", "run", "--resume", "--quiet", *RUN_SETS]
 READ_ONLY = {"list": ["study", "list"], "status": ["study", "status", "tiny"], "pareto": ["study", "pareto", "tiny"],
-             "export": ["study", "export", "tiny", "--out", "exported"], "report": ["report", "tiny"]}
+             "export": ["study", "export", "tiny", "--out", "exported"], "report": ["report", "tiny"],
+             "curves": ["study", "curves", "tiny", "--out", "c.png"], "worker": ["study", "worker", "tiny", "--n-trials", "1"],
+             "dashboard": ["dashboard"]}
 
-LATER = [
+CASES += [  # the cases that need a template database or run, or a busy port
     # -- corrupt run directories ------------------------------------------------------------------
     Case("resume-garbage-curve", RESUME, "curve.csv", setup=with_run_and(
         lambda run: (run / "curve.csv").write_bytes(b"\x00\xffgarbage;;\n1,2\n"))),
@@ -300,6 +305,18 @@ LATER = [
     Case("resume-checkpoint-wrong-shapes", RESUME, "level_1.pt", setup=with_run_and(_wrong_shape_checkpoint)),
     Case("resume-checkpoint-garbage", RESUME, "level_1.pt", setup=with_run_and(
         lambda run: (run / "checkpoints/level_1.pt").write_bytes(b"not a checkpoint"))),
+    Case("resume-config-garbage", RESUME, "config.yaml", setup=with_run_and(
+        lambda run: (run / "config.yaml").write_bytes(b"\x00\xff\xfe not yaml"))),
+    Case("resume-config-other-run", RESUME, "different config", setup=with_run_and(
+        lambda run: (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("seed: 0", "seed: 7", 1)))),
+    Case("resume-rewind-truncated", RESUME, "rewind.pt", setup=with_run_and(
+        lambda run: (run / "checkpoints/rewind.pt").write_bytes((run / "checkpoints/rewind.pt").read_bytes()[:100]))),
+    Case("resume-checkpoint-missing", RESUME, "level_1.pt", setup=with_run_and(
+        lambda run: (run / "checkpoints/level_1.pt").unlink())),
+    Case("resume-curve-level-gap", RESUME, "expected level 1", setup=with_run_and(
+        lambda run: (run / "curve.csv").write_text((run / "curve.csv").read_text().replace("\n1,", "\n4,", 1)))),
+    Case("plot-curve-missing-column", ["plot", "run", "--out", "x.png"], "no column", setup=with_run_and(
+        lambda run: (run / "curve.csv").write_text("level,sparsity\n0,0.0\n"))),
     Case("plot-garbage-curve", ["plot", "run", "--out", "x.png"], "curve.csv", setup=with_run_and(
         lambda run: (run / "curve.csv").write_bytes(b"\x00\xffgarbage;;\n1,2\n"))),
     Case("plot-truncated-curve", ["plot", "run", "--out", "x.png"], "curve.csv", setup=with_run_and(
@@ -307,14 +324,18 @@ LATER = [
     Case("teacher-truncated-checkpoint", ["train", "--out", "new", "--quiet", *RUN_SETS, "--set", "distill.enabled=true",
                                           "--set", "distill.teacher.checkpoint=teacher.pt"], "teacher.pt",
          setup=with_run_and(_truncated_teacher)),
+    Case("teacher-run-other-width", ["train", "--out", "new", "--quiet", *RUN_SETS, "--set", "distill.enabled=true",
+                                     "--set", "distill.teacher.run=run", "--set", "model.width=16"], "distill.teacher.run",
+         setup=with_run),
     Case("teacher-missing-checkpoint", ["train", "--out", "new", "--quiet", *RUN_SETS, "--set", "distill.enabled=true",
                                         "--set", "distill.teacher.checkpoint=nothere.pt"], "nothere.pt"),
     # -- read-only commands create nothing and open only Optuna databases -------------------------
     *[Case(f"{cmd}-missing-sqlite", argv + ["--storage", "sqlite:///db/nothere.db"], "no such database file")
       for cmd, argv in READ_ONLY.items()],
-    Case("dashboard-missing-sqlite", ["dashboard", "--storage", "sqlite:///db/nothere.db"], "no such database file"),
     *[Case(f"{cmd}-other-programs-db", argv + ["--storage", TDB], "another program's SQLite database", setup=other_program_db)
       for cmd, argv in READ_ONLY.items()],
+    Case("run-in-other-programs-db", ["study", "run", "s.yaml", "--storage", TDB], "another program's",
+         {"s.yaml": lambda tmp: study()}, setup=other_program_db),
     Case("create-in-other-programs-db", ["study", "create", "s.yaml", "--storage", TDB], "another program's",
          {"s.yaml": lambda tmp: study()}, setup=other_program_db),
     Case("list-not-a-database", ["study", "list", "--storage", TDB], "is not a SQLite database", {"db/studies.db": "hello"}),
@@ -337,13 +358,15 @@ LATER = [
          {"s.yaml": lambda tmp: study()}),
     Case("name-in-file-with-slash", ["study", "run", "s.yaml", "--storage", SQLITE], "a/b",
          {"s.yaml": lambda tmp: study(name="a/b")}),
+    Case("name-flag-on-run", ["study", "run", "s.yaml", "--storage", SQLITE, "--name", "..", "--n-trials", "1"], "'..'",
+         {"s.yaml": lambda tmp: study()}),
     Case("name-with-space", ["study", "create", "s.yaml", "--storage", SQLITE], "my study",
          {"s.yaml": lambda tmp: study(name="my study")}),
     # -- search spaces -------------------------------------------------------------------------------
     Case("search-space-empty", ["study", "create", "s.yaml", "--storage", SQLITE], "search_space",
          {"s.yaml": lambda tmp: study(search_space={})}),
     Case("search-space-missing", ["study", "create", "s.yaml", "--storage", SQLITE], "search_space",
-         {"s.yaml": lambda tmp: "\n".join(l for l in study().splitlines() if not l.startswith("search_space")) + "\n"}),
+         {"s.yaml": lambda tmp: yaml.safe_dump({k: v for k, v in tiny_study(Path(".")).items() if k != "search_space"})}),
     # -- where export and report write --------------------------------------------------------------
     Case("export-out-under-a-file", ["study", "export", "tiny", "--storage", TDB, "--out", "afile/x"], "afile is a file",
          {"afile": "x"}, setup=with_db),
@@ -355,6 +378,10 @@ LATER = [
          {"afile": "x"}, setup=with_db),
     Case("report-out-in-proc", ["report", "tiny", "--storage", TDB, "--out", "/proc/sdd-opt-no/r.html"], "/proc",
          setup=with_db),
+    Case("report-out-is-a-directory", ["report", "tiny", "--storage", TDB, "--out", "adir"], "adir",
+         {"adir/keep": ""}, setup=with_db),
+    Case("curves-out-under-a-file", ["study", "curves", "tiny", "--storage", TDB, "--out", "afile/c.png"], "afile is a file",
+         {"afile": "x"}, setup=with_db),
     Case("report-out-type", ["report", "tiny", "--storage", TDB, "--out", "r.pdf"], "r.pdf", setup=with_db),
     Case("report-missing-folder-unknown-study", ["report", "nosuch", "--storage", TDB, "--out", "new/r.html"], "nosuch",
          setup=with_db),
@@ -403,7 +430,7 @@ def templates(tmp_path_factory):
     return Templates(tmp_path_factory.mktemp("templates"))
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])  # LATER: phase 2
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(case, tmp_path, capsys, monkeypatch, templates):
     if case.skip:
         pytest.skip(case.skip)
@@ -435,3 +462,41 @@ def test_bad_input(case, tmp_path, capsys, monkeypatch, templates):
 def test_the_corpus_is_large_enough():
     assert len(CASES) >= 60
     assert len({c.id for c in CASES}) == len(CASES)
+
+
+def test_read_only_commands_leave_an_optuna_database_byte_identical(tmp_path, capsys, monkeypatch, templates):
+    monkeypatch.chdir(tmp_path)
+    with_db(tmp_path, templates)
+    before = listing(tmp_path)
+    for argv in (["study", "list"], ["study", "status", "tiny"], ["study", "pareto", "tiny"]):
+        code, out, err = run_cli(capsys, *argv, "--storage", TDB)
+        assert code == 0, (argv, out, err)
+        assert listing(tmp_path) == before, argv
+
+
+def test_a_name_stored_before_the_rule_stays_readable_and_its_report_stays_here(tmp_path, capsys, monkeypatch):
+    from sdd_opt.study.runner import create_or_resume
+    from sdd_opt.study.spec import parse_study
+    from sdd_opt.study.storage import open_storage
+
+    work = tmp_path / "a/b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    url = "sqlite:///studies.db"
+    spec = parse_study(tiny_study(work, name="../../x"), "s.yaml")
+    create_or_resume(spec, open_storage(url), url)  # stored by an sdd-opt without the name rule
+    code, out, err = run_cli(capsys, "study", "status", "../../x", "--storage", url)
+    assert code == 0 and "../../x" in out, err
+    code, out, err = run_cli(capsys, "report", "../../x", "--storage", url, "--no-trial-figures")
+    assert code == 0, err
+    assert (work / "x-report.html").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+def test_the_dashboard_note_stores_no_password(tmp_path):
+    from sdd_opt.study.runner import study_note
+    from sdd_opt.study.spec import parse_study
+
+    note = study_note(parse_study(tiny_study(tmp_path), "s.yaml"), "postgresql+psycopg://user:S3c/ret@db.example/sdd")
+    assert "S3c" not in note and "***" not in note
+    assert "postgresql+psycopg://user@db.example/sdd" in note

@@ -58,3 +58,23 @@ def test_a_new_or_empty_file_is_fine_to_create_a_study_in(tmp_path):
     (tmp_path / "e.db").write_bytes(b"")
     check_sqlite_file(f"sqlite:///{tmp_path / 'e.db'}", must_exist=False)
     assert _names(tmp_path) == ["e.db"]
+
+
+def test_the_check_keeps_the_locks_of_this_processs_other_connections(tmp_path):
+    """A raw open()/close() of the file would drop them (POSIX), letting another process write under a reader."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "studies.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    for table in ("studies", "trials", "version_info"):
+        conn.execute(f"CREATE TABLE {table} (id INTEGER)")
+    conn.execute("BEGIN")
+    conn.execute("SELECT count(*) FROM trials").fetchall()  # a read transaction: holds a SHARED lock
+    check_sqlite_file(f"sqlite:///{db}", must_exist=True)
+    writer = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
+              "try:\n    c.execute('BEGIN EXCLUSIVE')\nexcept sqlite3.OperationalError as e:\n    print(e)")
+    out = subprocess.run([sys.executable, "-c", writer, str(db)], capture_output=True, text=True, timeout=60).stdout
+    conn.rollback()
+    conn.close()
+    assert "locked" in out, "another process got an exclusive lock while this one was reading"

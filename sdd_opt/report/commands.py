@@ -21,19 +21,17 @@ def _load(name: str, storage):
     from sdd_opt.study.storage import StorageSettings, open_storage, resolve_url
 
     url = resolve_url(storage)
-    st = open_storage(url, StorageSettings(heartbeat_interval=None, grace_period=None, max_retry=None))
+    st = open_storage(url, StorageSettings(heartbeat_interval=None, grace_period=None, max_retry=None,
+                                              must_exist=True))
     s, spec = load_stored(name, st)
     return s, spec, url
 
 
 def _writable(out: str, suffixes: tuple[str, ...]) -> Path:
-    path = Path(out)
-    if path.suffix.lower() not in suffixes:
-        raise UserError(f"--out {out}: expected a {' or '.join(suffixes)} file")
-    if path.exists() and path.is_dir():
-        raise UserError(f"--out {out}: is a directory")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
+    """``out`` checked as a file to write (type, folder, permissions) -- created only once there is something to write."""
+    from sdd_opt.paths import check_output_file
+
+    return check_output_file(out, "--out", suffixes)
 
 
 @click.command("report")
@@ -53,7 +51,9 @@ def report(name, out, storage, trial_figures) -> None:
     """
     from sdd_opt.report.html import write_report
 
-    path = _writable(out or f"{name}-report.html", (".html", ".htm"))
+    from sdd_opt.paths import safe_stem
+
+    path = _writable(out or f"{safe_stem(name)}-report.html", (".html", ".htm"))
     s, spec, url = _load(name, storage)
     write_report(path, s, spec, url, trial_figures=trial_figures)
     n = sum(1 for t in s.get_trials(deepcopy=False) if t.state.name == "COMPLETE")
@@ -97,6 +97,7 @@ def curves(name, out, storage, metrics, front_only, trials, title) -> None:
     if not items:
         raise UserError(f"study {name!r}: no complete trial with a curve to plot"
                         + (" among the selected ones" if (front_only or wanted) else ""))
+    path.parent.mkdir(parents=True, exist_ok=True)
     plot_curves(items, path, metrics=metrics or ("test_acc", "train_acc"), title=title or f"{spec.name}",
                 highlight=sorted(front))
     click.echo(f"wrote {path} ({len(items)} curves)")

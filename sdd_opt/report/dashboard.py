@@ -203,7 +203,8 @@ def make_app(storage_url: Optional[str], artifacts: Optional[str], *, sdd_plots:
 
     url = resolve_url(storage_url)
     storage = dashboard_view(open_storage(url, StorageSettings(heartbeat_interval=None, grace_period=None,
-                                                               max_retry=None, threads=4)))
+                                                               max_retry=None, threads=4,
+                                                               must_exist=True)))
     store = artifact_store(resolve_artifacts(url, artifacts))
     app = wsgi(storage, artifact_store=store)
     return (SddPlots(app, storage) if sdd_plots else app), url
@@ -224,11 +225,20 @@ def serve(storage_url: Optional[str], artifacts: Optional[str], host: str = "127
         def log_message(self, *args):  # the browser polls every few seconds: no access log
             pass
 
-    app, url = make_app(storage_url, artifacts)
-    try:
-        httpd = make_server(host, port, app, server_class=Server, handler_class=Quiet)
+    from sdd_opt.dbcheck import check_sqlite_file
+    from sdd_opt.study.storage import resolve_url
+
+    check_sqlite_file(resolve_url(storage_url), must_exist=True)  # writes nothing, takes no port
+    try:  # then the port: a busy one must fail before the storage is opened or artifacts/ made
+        httpd = make_server(host, port, None, server_class=Server, handler_class=Quiet)
     except OSError as exc:
         raise UserError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror})") from None
+    try:
+        app, url = make_app(storage_url, artifacts)
+    except BaseException:
+        httpd.server_close()
+        raise
+    httpd.set_app(app)
     log(f"optuna-dashboard for {masked(url)} at http://{host}:{port}/  (Ctrl-C to stop)")
     try:
         httpd.serve_forever()

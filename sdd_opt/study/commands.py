@@ -27,6 +27,7 @@ def _storage_option(f):
 
 
 def _open(storage_url, **settings):
+    """Open the storage; ``must_exist=True`` for commands that only read stored studies (creates nothing)."""
     from sdd_opt.study.storage import StorageSettings, open_storage, resolve_url
 
     url = resolve_url(storage_url)
@@ -43,9 +44,12 @@ def study() -> None:
 
 
 def _load_spec(file, overrides, name):
+    from sdd_opt.preflight import check_new_study
     from sdd_opt.study.spec import load_study_spec
 
-    return load_study_spec(file, list(overrides), name=name)
+    spec = load_study_spec(file, list(overrides), name=name)
+    check_new_study(spec, file, name_given=bool(name))
+    return spec
 
 
 @study.command("create")
@@ -86,7 +90,8 @@ def _worker_options(f):
     return f
 
 
-def _worker_storage(storage, heartbeat_interval, grace_period, storage_timeout, *, note: bool = False):
+def _worker_storage(storage, heartbeat_interval, grace_period, storage_timeout, *, note: bool = False,
+                    joining: bool = False):
     from sdd_opt.study.storage import is_sqlite, resolve_url
 
     url = resolve_url(storage)
@@ -94,7 +99,7 @@ def _worker_storage(storage, heartbeat_interval, grace_period, storage_timeout, 
         click.echo("note: SQLite serves workers on this machine only; for several machines use PostgreSQL or MySQL "
                    "(docs/distributed.md)")
     return _open(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                 storage_timeout=storage_timeout, log=_log_err)
+                 storage_timeout=storage_timeout, log=_log_err, must_exist=joining)
 
 
 def _work(s, spec, url, *, n_trials, timeout, device, threads, artifacts, progress, replay=None):
@@ -195,7 +200,7 @@ def worker(name, storage, n_trials, timeout, device, threads, artifacts, heartbe
     from sdd_opt.study.runner import load_stored
 
     st, url = _worker_storage(storage, heartbeat_interval, grace_period, storage_timeout,
-                              note=os.environ.get("SDD_OPT_LOCAL_WORKER") != "1")
+                              note=os.environ.get("SDD_OPT_LOCAL_WORKER") != "1", joining=True)
     s, spec = load_stored(name, st)
     n_trials = n_trials or spec.file.budget.n_trials
     if n_trials is None and timeout is None:
@@ -212,7 +217,7 @@ def list_(storage) -> None:
 
     from sdd_opt.study.storage import masked
 
-    st, url = _open(storage)
+    st, url = _open(storage, must_exist=True)
     summaries = optuna.get_all_study_summaries(st, include_best_trial=False)
     click.echo(f"storage: {masked(url)}")
     if not summaries:
@@ -226,7 +231,7 @@ def list_(storage) -> None:
 def _load(name, storage):
     from sdd_opt.study.runner import load_stored
 
-    st, url = _open(storage)
+    st, url = _open(storage, must_exist=True)
     s, spec = load_stored(name, st)
     return s, spec, url
 
@@ -317,8 +322,10 @@ def export(name, out, fmt, levels, storage) -> None:
 
     Each config re-runs with `sdd-opt train --config FILE` and ends at the trial's selected point.
     """
+    from sdd_opt.paths import check_output_dir
     from sdd_opt.study.export import export_front
 
+    check_output_dir(out)
     s, spec, _ = _load(name, storage)
     table = export_front(s, spec, Path(out), fmt, levels or front_of_levels(spec))
     click.echo(f"wrote {len(table)} config(s) and front.csv to {out}")

@@ -36,7 +36,8 @@ def _diff(stored: dict, current: dict) -> list[str]:
 
 
 def study_note(spec: StudySpec, storage_url: str) -> str:
-    from sdd_opt.study.storage import masked
+    """The dashboard note; it is stored, so its URL holds no password at all (not even ``***``)."""
+    from sdd_opt.errors import url_without_password
 
     sets = " ".join(f"--set {o}" for o in spec.overrides)
     return (
@@ -44,7 +45,7 @@ def study_note(spec: StudySpec, storage_url: str) -> str:
         f"* objectives: {', '.join(f'{m} ({d})' for m, d in zip(spec.metric_names, spec.directions))}\n"
         f"* select rule: {spec.file.select.rule} (epsilon {spec.file.select.epsilon}); repeats: {spec.file.repeats}\n"
         f"* sampler: {spec.sampler_name}, seed {spec.file.sampler.seed}\n\n"
-        f"Reproduce: `sdd-opt study run {spec.source} --storage {masked(storage_url)} {sets}`\n\n"
+        f"Reproduce: `sdd-opt study run {spec.source} --storage {url_without_password(storage_url)} {sets}`\n\n"
         f"Export the front: `sdd-opt study export {spec.name} --out exported/`\n\n"
         f"```json\n{json.dumps(spec.identity(), indent=1)[:6000]}\n```\n"
     )

@@ -54,8 +54,6 @@ def resolve_url(url: Optional[str] = None) -> str:
     if backend != "sqlite" and parsed.password is None and os.environ.get(ENV_PASSWORD):
         parsed = parsed.set(password=os.environ[ENV_PASSWORD])
         url = parsed.render_as_string(hide_password=False)
-    if backend == "sqlite" and parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return url
 
 
@@ -83,7 +81,9 @@ class StorageSettings:
     connection for the heartbeat thread. ``storage_timeout`` (``--storage-timeout``): seconds a storage call keeps retrying a
     lost connection or a lock before the process gives up with a clear message.
     ``lock_timeout``: seconds a statement waits for a row lock before it is retried (MySQL's
-    ``innodb_lock_wait_timeout``, PostgreSQL's ``lock_timeout``).
+    ``innodb_lock_wait_timeout``, PostgreSQL's ``lock_timeout``). ``must_exist``: the command only
+    reads stored studies (list, status, pareto, export, report, dashboard) or joins one (worker), so a
+    SQLite file must already exist and be an Optuna database; nothing is created.
     """
 
     heartbeat_interval: Optional[int] = 60
@@ -94,6 +94,7 @@ class StorageSettings:
     lock_timeout: float = 30.0
     connect_timeout: int = 10
     log: Optional[Callable[[str], None]] = None
+    must_exist: bool = False  # a command that reads a stored study: create no SQLite file (sdd_opt.dbcheck)
 
     @property
     def pool_size(self) -> int:
@@ -134,6 +135,27 @@ def _set_wal(url: str) -> None:
         conn.execute("PRAGMA journal_mode=WAL")
     finally:
         conn.close()
+
+
+def _prepare_sqlite(url: str, must_exist: bool) -> None:
+    """Refuse what must not be opened (``sdd_opt.dbcheck``), then make the folder and switch to WAL.
+
+    Nothing is written before the checks pass: a missing file for a read-only command, a directory,
+    a file that is not SQLite or another program's database are one-line errors.
+    """
+    import sqlite3
+
+    from sdd_opt.dbcheck import check_sqlite_file, sqlite_path
+
+    check_sqlite_file(url, must_exist=must_exist)
+    check_sqlite_location(url)
+    path = sqlite_path(url)
+    if path is not None and not must_exist:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _set_wal(url)
+    except sqlite3.Error as exc:
+        raise UserError(f"--storage {masked(url)}: cannot open the SQLite file ({exc})") from None
 
 
 def _enable_wal(storage) -> None:
@@ -318,8 +340,7 @@ def open_storage(url: Optional[str] = None, settings: Optional[StorageSettings] 
     if url.startswith("grpc://"):
         return _open_grpc(url, settings)
     if is_sqlite(url):
-        check_sqlite_location(url)
-        _set_wal(url)
+        _prepare_sqlite(url, settings.must_exist)
     callback = RequeueStaleTrial(settings.max_retry, settings.grace_period or 2 * (settings.heartbeat_interval or 0)) \
         if settings.heartbeat_interval else None
     cls = _rdb_class()
