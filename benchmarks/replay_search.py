@@ -214,10 +214,16 @@ def report(results: list[dict], contenders: list[str], seeds: list[int], n_trial
           "every epoch paid), and how many seeds never did")
     print()
     fr = (0.97, 0.98, 0.99)
-    print(common.table(["contender", *[f"{f:.0%}: epochs (not reached)" for f in fr]],
-                       [[c, *[f"{statistics.median(epochs_to_target(by[(c, s)], f)[0] for s in seeds):.0f} "
-                              f"({sum(epochs_to_target(by[(c, s)], f)[1] is None for s in seeds)})" for f in fr]]
-                        for c in contenders]))
+    rows = [[c, *[f"{statistics.median(epochs_to_target(by[(c, s)], f)[0] for s in seeds):.0f} "
+                  f"({sum(epochs_to_target(by[(c, s)], f)[1] is None for s in seeds)})" for f in fr]]
+            for c in contenders]
+    if "auto" in contenders and "random" in contenders:
+        def cmp(f):
+            a = [epochs_to_target(by[("auto", s)], f)[0] for s in seeds]
+            r = [epochs_to_target(by[("random", s)], f)[0] for s in seeds]
+            return f"{statistics.median(a) / statistics.median(r):.3f} (p={mann_whitney_less(a, r):.4f})"
+        rows.append(["auto/random", *[cmp(f) for f in fr]])
+    print(common.table(["contender", *[f"{f:.0%}: epochs (not reached)" for f in fr]], rows))
     print()
     for c in contenders:
         print(f"{c}: epochs-to-target per seed: " + ", ".join(f"{e:.0f}" + ("" if k else "*") for e, k in reach[c]))
@@ -234,6 +240,33 @@ def report(results: list[dict], contenders: list[str], seeds: list[int], n_trial
     return line
 
 
+RUNGS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
+
+
+def rung_correlations(table, spec) -> list[list]:
+    """Spearman rank correlation, over the table's curves of each training seed, between the halving
+    rule's score at a rung and (a) the curve's final test hypervolume, (b) its final validation
+    hypervolume (what curve_hv reports), (c) its contribution to the table's front (HV lost without it)."""
+    from scipy.stats import spearmanr
+
+    from sdd_opt.study.halving import rung_score
+    from sdd_opt.study.pareto import measure_of
+
+    m = measure_of(spec)
+    out = []
+    for seed in table.seeds:
+        curves = [rows for key, rows in table.curves.items() if key[-1] == seed]
+        pts = [m.curve_points(r) for r in curves]
+        total = m.hypervolume([p for c in pts for p in c])
+        final_test = [m.hypervolume(c) for c in pts]
+        final_val = [m.curve_hypervolume(r) for r in curves]
+        contrib = [total - m.hypervolume([p for j, c in enumerate(pts) if j != i for p in c]) for i in range(len(pts))]
+        for rung in RUNGS:
+            score = [rung_score(r, rung, m) for r in curves]
+            out.append([seed, f"{rung:.0%}", *(float(spearmanr(score, y)[0]) for y in (final_test, final_val, contrib))])
+    return out
+
+
 def main(args) -> str:
     """Called by ``benchmarks.search_efficiency`` when ``--replay`` is given."""
     import multiprocessing
@@ -248,6 +281,13 @@ def main(args) -> str:
             build_spec(study_path, c, args.seed_list[0], table, args.set)
     except UserError as exc:
         raise SystemExit(f"error: {exc}") from None
+    if args.rung_report:
+        print("### rank correlation (Spearman) of the halving score at a rung with the curve's final value")
+        print()
+        print(common.table(["training seed", "rung (sparsity)", "final test HV", "final val HV (curve_hv)",
+                            "contribution to the table's front"],
+                           rung_correlations(table, build_spec(study_path, "auto", 0, table, args.set))))
+        return ""
     print(f"## replayed search efficiency: {study_path.name} on {args.replay} ({len(table.points)} grid points, "
           f"training seeds {', '.join(map(str, table.seeds))}); contenders {', '.join(args.contenders)}; "
           f"seeds {args.seeds}; {args.n_trials} trials per study; {args.jobs} process(es)", flush=True)

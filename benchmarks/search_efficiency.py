@@ -288,6 +288,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="replay trials from a recorded-curve table (benchmarks/data/mnist1d_curves.csv) instead of "
                         "training: every sampler and many seeds in minutes (see benchmarks/replay_search.py)")
     p.add_argument("--study", default=None, help="with --replay: the study file (default studies/mnist1d_search.yaml)")
+    p.add_argument("--rung-report", action="store_true",
+                   help="with --replay: print the rank correlation of the halving score at each rung with each "
+                        "curve's final value (how the rungs of successive_halving were chosen), then exit")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="with --replay: override a key of the study's base config (repeatable)")
     p.add_argument("--samplers", default=None,

@@ -138,3 +138,59 @@ def test_a_bad_study_override_stops_before_any_study_runs(tmp_path):
     msg = str(exc.value.code)
     assert msg.startswith("error: ") and "prune.target_sparsity" in msg and "\n" not in msg
     assert not (tmp_path / "work").exists() and not (tmp_path / "data").exists()  # nothing trained or generated
+
+
+# -- replay mode ----------------------------------------------------------------------------------
+
+TABLE = str(Path(se.__file__).parent / "data" / "mnist1d_curves.csv")
+
+
+def test_seed_ranges_and_lists():
+    from benchmarks.replay_search import parse_seeds
+
+    assert parse_seeds("0-9") == list(range(10)) and parse_seeds("0,3,5") == [0, 3, 5]
+    assert parse_seeds("0-2,7") == [0, 1, 2, 7]
+    for bad in ("", "3-1", "a", "1,1", "0-2,2"):
+        with pytest.raises(ValueError):
+            parse_seeds(bad)
+
+
+def test_replay_ends_with_the_verdict_line(capsys):
+    import re
+    import statistics
+
+    out = se.main(["--replay", TABLE, "--seeds", "0-3", "--n-trials", "6", "--jobs", "1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    m = re.fullmatch(r"auto/random epochs-to-target ratio (\S+) \(median over 4 seeds\), p=(\S+)", lines[-1])
+    assert m and out["verdict"] == lines[-1]
+    assert lines[-2].startswith("seeds that never reached the target: auto ") and ", random " in lines[-2]
+    per_seed = {}
+    for line in lines:
+        if ": epochs-to-target per seed: " in line:
+            name, _, values = line.partition(": epochs-to-target per seed: ")
+            per_seed[name] = [float(v.rstrip("*")) for v in values.split(", ")]
+    assert len(per_seed["auto"]) == len(per_seed["random"]) == 4
+    ratio = statistics.median(per_seed["auto"]) / statistics.median(per_seed["random"])
+    assert float(m.group(1)) == pytest.approx(ratio, abs=1e-3) and 0.0 < float(m.group(2)) <= 1.0
+
+
+def test_replay_rung_report(capsys):
+    se.main(["--replay", TABLE, "--rung-report"])
+    tables = parse_tables(capsys.readouterr().out)
+    assert len(tables[0]) == 2 * 6  # two training seeds x six rungs
+    assert all(-1.0 <= float(r["final test HV"]) <= 1.0 for r in tables[0])
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--replay", TABLE, "--samplers", "auto,bogus"], "--samplers"),
+    (["--replay", TABLE, "--seeds", "5-1"], "--seeds"),
+])
+def test_bad_replay_options(argv, msg, capsys):
+    with pytest.raises(SystemExit):
+        se.main(argv)
+    assert msg in capsys.readouterr().err
+
+
+def test_a_missing_table_is_one_line(tmp_path):
+    with pytest.raises(SystemExit, match="cannot read the curve table"):
+        se.main(["--replay", str(tmp_path / "nope.csv")])
