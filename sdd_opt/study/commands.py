@@ -43,9 +43,12 @@ def study() -> None:
 
 
 def _load_spec(file, overrides, name):
+    from sdd_opt.overrides import refuse_lost_study_overrides
     from sdd_opt.study.spec import load_study_spec
 
-    return load_study_spec(file, list(overrides), name=name)
+    spec = load_study_spec(file, list(overrides), name=name)
+    refuse_lost_study_overrides(spec, overrides)
+    return spec
 
 
 @study.command("create")
