@@ -193,7 +193,7 @@ def _register_subcommands() -> None:
     import importlib
 
     for module, name in (("sdd_opt.study.commands", "study"), ("sdd_opt.study.commands", "dashboard"),
-                         ("sdd_opt.study.commands", "storage"),
+                         ("sdd_opt.study.commands", "storage"), ("sdd_opt.study.demo", "demo"),
                          ("sdd_opt.report.commands", "report")):
         try:
             mod = importlib.import_module(module)

@@ -5,8 +5,9 @@
     study mnist1d-demo: 5/12 trials complete (2 running, 0 failed), 1,920 of 3,840 epochs, ETA 5 min
     front so far (val acc @ sparsity): 0.880 @ 64.0% distill #3 | 0.845 @ 95.3% distill #3 | 0.823 @ 97.2% distill #3
 
-The ETA divides the epochs left by the rate measured since this worker started (epochs of every
-worker, reused levels included, so a study resumed from cached runs looks fast at first). A
+The ETA divides the epochs left by the rate of epochs *trained* since this worker started (by
+every worker; levels reused from earlier runs count as done but not as trained, so they do not
+make the ETA optimistic; a running trial's finished levels count as trained). A
 trial's epochs are read from the base config ((levels + 1) x epochs x repeats), or from the
 finished trials when the search changes them. The front is the one over every level of every
 trial (``study pareto --levels``). The lines are plain text, printed after each trial (and by
@@ -53,7 +54,9 @@ class StudyProgress:
         """Trial counts, epochs done (finished trials and the running ones' finished levels), epochs per trial."""
         trials = self.study.get_trials(deepcopy=False)
         by = {s: [t for t in trials if t.state == s] for s in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL)}
-        spent = [TrialRecord.from_trial(t).epochs_spent or 0.0 for t in by[TrialState.COMPLETE]]
+        records = [TrialRecord.from_trial(t) for t in by[TrialState.COMPLETE]]
+        spent = [r.epochs_spent or 0.0 for r in records]
+        trained = sum(r.epochs_spent or 0.0 if r.epochs_trained is None else r.epochs_trained for r in records)
         seeds = [seed_curve_key(self.spec.base.seed + i) for i in range(self.spec.file.repeats)]
         running = [sum(float(r.get("epochs", 0)) for k in seeds for r in (t.user_attrs.get(k) or []))
                    for t in by[TrialState.RUNNING]]
@@ -61,13 +64,14 @@ class StudyProgress:
         per_trial = statistics.fmean(spent) if searched_shape and spent else self.base_epochs()
         return {"complete": len(by[TrialState.COMPLETE]), "running": len(by[TrialState.RUNNING]),
                 "failed": len(by[TrialState.FAIL]), "done": sum(spent) + sum(running),
+                "trained": trained + sum(running),
                 "running_done": running, "per_trial": per_trial}
 
     def count_line(self, st: Optional[dict] = None) -> str:
         st = st or self.state()
         now = self.clock()
         if self._first is None:
-            self._first = (now, st["done"])
+            self._first = (now, st["trained"])
         head = f"study {self.spec.name}: {st['complete']}" + (f"/{self.n_trials}" if self.n_trials else "") + \
                f" trials complete ({st['running']} running, {st['failed']} failed)"
         if not self.n_trials:
@@ -77,7 +81,7 @@ class StudyProgress:
         total = st["done"] + left
         line = f"{head}, {st['done']:,.0f} of {total:,.0f} epochs"
         t0, e0 = self._first
-        rate = (st["done"] - e0) / (now - t0) if now > t0 else 0.0
+        rate = (st["trained"] - e0) / (now - t0) if now > t0 else 0.0
         if left <= 0:
             return line
         return line + (f", ETA {_duration(left / rate)}" if rate > 0 else ", ETA after the first finished level")

@@ -15,8 +15,9 @@ def _rows(accs, epochs=2):
             for i, a in enumerate(accs)]
 
 
-def _complete(study, accs, remedy):
-    attrs = TrialRecord(curve=_rows(accs), epochs_spent=2.0 * len(accs), remedy=remedy).to_user_attrs()
+def _complete(study, accs, remedy, trained=None):
+    attrs = TrialRecord(curve=_rows(accs), epochs_spent=2.0 * len(accs), epochs_trained=trained,
+                        remedy=remedy).to_user_attrs()
     study.add_trial(create_trial(state=TrialState.COMPLETE, values=[max(accs), 0.5], user_attrs=attrs,
                                  params={"distill.enabled": remedy == "distill"},
                                  distributions={"distill.enabled": CategoricalDistribution([False, True])}))
@@ -32,10 +33,10 @@ def test_counts_epochs_eta_and_front(tmp_path):
                                      "ETA after the first finished level")
     assert progress.front_line() == "front so far: (no complete trial yet)"
     _complete(study, [0.70, 0.65, 0.80], "none")
-    _complete(study, [0.85, 0.86, 0.84], "distill")
+    _complete(study, [0.85, 0.86, 0.84], "distill", trained=0)  # reused a finished run: not in the rate
     running = TrialRecord(seed_curves={0: _rows([0.8])}).to_user_attrs()
     study.add_trial(create_trial(state=TrialState.RUNNING, user_attrs=running))
-    now[0] = 114.0  # 14 epochs in 14 s; left: one trial not started (6) + the running one's 4
+    now[0] = 108.0  # 8 epochs trained in 8 s; left: one trial not started (6) + the running one's 4
     assert progress.count_line() == "study tiny: 2/4 trials complete (1 running, 0 failed), 14 of 24 epochs, ETA 10 s"
     front = progress.front_line()
     assert front.startswith("front so far (val acc @ sparsity): 0.860 @ 30.0% distill #1")
