@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     print(f"## contention: sdd-opt train ({BASE}, {args.epochs} epochs x dense + {args.levels} levels), idle and "
           f"beside {args.hogs} CPU-bound process(es)")
-    print(f"machine: {os.cpu_count()} cores; load average {load_average()} at start\n")
+    print(f"machine: {os.cpu_count()} cores; {load_average()} at start\n")
     rows = measure(args)
     print(table(["variant", "idle s/level", "busy s/level", "ratio", "busy levels s"], rows))
     default = rows[0]

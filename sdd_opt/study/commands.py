@@ -121,11 +121,7 @@ def _study_progress(s, spec, n_trials, *, on_change: bool = False):
     return show
 
 
-def _work(s, spec, url, *, n_trials, timeout, device, threads, artifacts, progress):
-    from sdd_opt.study.objective import Objective
-    from sdd_opt.study.runner import work
-    from sdd_opt.study.storage import resolve_artifacts
-
+def _check_device(device) -> None:
     if device:
         from sdd_opt.config import TrainConfig
         from pydantic import ValidationError
@@ -134,6 +130,14 @@ def _work(s, spec, url, *, n_trials, timeout, device, threads, artifacts, progre
             TrainConfig(device=device)
         except ValidationError:
             raise UserError(f"--device: must be cpu, cuda or cuda:K (got {device!r})") from None
+
+
+def _work(s, spec, url, *, n_trials, timeout, device, threads, artifacts, progress):
+    from sdd_opt.study.objective import Objective
+    from sdd_opt.study.runner import work
+    from sdd_opt.study.storage import resolve_artifacts
+
+    _check_device(device)
     progress = sys.stderr.isatty() if progress is None else progress
     obj = Objective(spec, resolve_artifacts(url, artifacts), device=device, threads=threads, progress=progress,
                     log=click.echo)
@@ -162,6 +166,7 @@ def run_study(spec, storage, *, jobs, seed_with_paper, n_trials, timeout, device
     from sdd_opt.study.paper import enqueue_paper_trials
     from sdd_opt.study.runner import create_or_resume
 
+    _check_device(device)
     n_trials = n_trials or spec.file.budget.n_trials
     timeout = timeout or spec.file.budget.timeout
     if n_trials is None and timeout is None:
