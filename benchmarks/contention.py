@@ -75,6 +75,7 @@ def measure(args) -> list[list[object]]:
                     h.wait()
             i, b = statistics.median(idle), statistics.median(busy)
             rows.append([label, i, b, b / i, " ".join(f"{s:.1f}" for s in busy)])
+            print(f"# {label}: idle {i:.2f} s/level, busy {b:.2f} s/level, {b / i:.2f}x", file=sys.stderr, flush=True)
     return rows
 
 
