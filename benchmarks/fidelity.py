@@ -1,6 +1,6 @@
 """Fewer epochs for the same answer? What the study's cost controls save, and what cheaper curves cost in fidelity.
 
-Part A, epoch savings of a study. Runs a small study (by default ``studies/mnist1d_demo.yaml`` as
+Part A, epoch savings of a study. Runs a small study (by default ``studies/mnist1d_quick.yaml`` as
 it is: 20 epochs per level, target sparsity 0.98, ``collapse_floor`` 0.5, 14 trials, the paper's
 three points enqueued first) on a fresh SQLite file and a fresh teacher cache, in this process,
 and counts for every trial the epochs actually trained against what they would have been
@@ -27,7 +27,7 @@ alike, and compares the seed-mean test-accuracy curve with the reference variant
 the max / mean absolute difference per level against the reference, and whether that difference is
 within the reference's seed-to-seed spread.
 
-    python -m benchmarks.fidelity --parts A --threads 1                       # the demo study (~15-20 min)
+    python -m benchmarks.fidelity --parts A --threads 1                       # the quick study (mnist1d_quick) (~15-20 min)
     python -m benchmarks.fidelity --parts A --threads 1 --set prune.target_sparsity=0.995
     python -m benchmarks.fidelity --parts A --storage sqlite:///storage/sdd_opt.db --study mnist1d-search
     python -m benchmarks.fidelity --parts B --threads 1 --seeds 0,1            # 9 variants x 2 seeds (~45 min)
@@ -54,12 +54,12 @@ RETRAINS = ("rewind", "finetune", "scratch")
 
 # Defaults of the full size and of --tiny; a flag given on the command line wins over both.
 FULL = {
-    "study_file": "studies/mnist1d_demo.yaml", "n_trials": None, "collapse_floor": None,
+    "study_file": "studies/mnist1d_quick.yaml", "n_trials": None, "collapse_floor": None,
     "config": "studies/mnist1d_baseline.yaml", "epochs_list": "10,20,40", "retrain_list": "rewind,finetune,scratch",
     "reference": "40:rewind", "seeds": "0,1", "levels": None, "target_sparsity": None,
 }
 TINY = {
-    "study_file": "studies/mnist1d_demo.yaml", "n_trials": 5, "collapse_floor": 0.3,
+    "study_file": "studies/mnist1d_quick.yaml", "n_trials": 5, "collapse_floor": 0.3,
     "config": "studies/mnist1d_baseline.yaml", "epochs_list": "1,2", "retrain_list": "rewind,finetune",
     "reference": "2:rewind", "seeds": "0,1", "levels": 2, "target_sparsity": None,
 }

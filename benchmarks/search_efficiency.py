@@ -4,15 +4,15 @@ Two modes. ``--replay TABLE`` serves trials from the recorded-curve table (full 
 sampler, 10-20 seeds in minutes; ``benchmarks/replay_search.py``), and ends with the verdict line
 ``auto/random epochs-to-target ratio R (median over N seeds), p=P``. Without it, it trains:
 
-Runs the same reduced-fidelity MNIST-1D study (``studies/mnist1d_demo.yaml``'s search space:
+Runs the same reduced-fidelity MNIST-1D study (``studies/mnist1d_quick.yaml``'s search space:
 l2 weight, distillation on/off with T and alpha, IMP rate; ``--epochs`` per level instead of 20)
 once per sampler and sampler seed, each in its own SQLite file and run directory, through the
 project's own study code (``Objective`` + ``work``: what ``sdd-opt study run`` does). The training
 seed is the same in every study, so the samplers search one and the same objective; only the
 sampler and its seed differ. The paper's points are not enqueued (they would help every sampler).
 
-Fidelity knobs: ``--epochs`` per level (default 8), ``--target-sparsity`` (the demo's 0.98) and
-``--collapse-floor`` (the demo's 0.5: a trial stops pruning once its val acc falls below it; at 8
+Fidelity knobs: ``--epochs`` per level (default 8), ``--target-sparsity`` (mnist1d_quick's 0.98) and
+``--collapse-floor`` (mnist1d_quick's 0.5: a trial stops pruning once its val acc falls below it; at 8
 epochs a dense net only reaches ~0.64, so many curves stop early and cheaply; ``none`` runs every
 curve to the target). Reduced fidelity compares samplers on one cheap objective; it says nothing
 about the antidote itself (docs/performance.md, section 5).
@@ -58,7 +58,7 @@ from typing import Optional, Sequence
 
 from benchmarks import common
 
-STUDY_FILE = "studies/mnist1d_demo.yaml"  # relative to the repository root, wherever this runs from
+STUDY_FILE = "studies/mnist1d_quick.yaml"  # relative to the repository root, wherever this runs from
 _STUDY_PATH = Path(__file__).resolve().parents[1] / STUDY_FILE
 SAMPLERS = ("nsga2", "tpe", "random", "gp")
 REPLAY_CONTENDERS = ("auto", "random", "random+sh", "tpe", "gp", "nsga2")
@@ -120,7 +120,7 @@ def _fmt_reach(k: Optional[int]) -> str:
 # -- one study ----------------------------------------------------------------------------------
 
 def study_data(sampler: str, seed: int, args) -> dict:
-    """The study file of one (sampler, seed) run: the demo's space at reduced fidelity."""
+    """The study file of one (sampler, seed) run: mnist1d_quick's space at reduced fidelity."""
     import yaml
 
     data = yaml.safe_load(_STUDY_PATH.read_text())
@@ -133,7 +133,7 @@ def study_data(sampler: str, seed: int, args) -> dict:
     data["budget"] = {"n_trials": args.n_trials}
     if args.collapse_floor is not None:
         data["collapse_floor"] = None if args.collapse_floor == "none" else args.collapse_floor
-    if args.tiny:  # random-label synthetic data sits below the demo's collapse floor from level 0
+    if args.tiny:  # random-label synthetic data sits below mnist1d_quick's collapse floor from level 0
         data["collapse_floor"] = None
     return data
 
@@ -272,7 +272,7 @@ def report(results: list[dict], samplers: list[str], seeds: list[int], args) -> 
 def _floor(text: str) -> object:
     """--collapse-floor: an accuracy, or 'none' to switch the early stop off."""
     if text.strip().lower() in ("none", "null", "off"):
-        return "none"  # None means "not given": keep the demo's floor
+        return "none"  # None means "not given": keep mnist1d_quick's floor
     try:
         value = float(text)
     except ValueError:
@@ -299,12 +299,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seeds", default="0,1,2", help="sampler seeds: a list (0,1,2; the default) or a range (0-9)")
     p.add_argument("--n-trials", type=int, default=None,
                    help="complete trials per study (default 24: 9 studies fit ~45 min on 2 cores; --tiny: 3)")
-    p.add_argument("--epochs", type=int, default=8, help="epochs per pruning level (default 8; the demo: 20)")
-    p.add_argument("--target-sparsity", type=float, default=None, help="override the demo's 0.98")
+    p.add_argument("--epochs", type=int, default=8, help="epochs per pruning level (default 8; mnist1d_quick: 20)")
+    p.add_argument("--target-sparsity", type=float, default=None, help="override mnist1d_quick's 0.98")
     p.add_argument("--collapse-floor", type=_floor, default=None, metavar="ACC|none",
-                   help="stop a trial's pruning once val acc < ACC; 'none': never (default: the demo's 0.5, which "
+                   help="stop a trial's pruning once val acc < ACC; 'none': never (default: mnist1d_quick's 0.5, which "
                         "cuts 8-epoch curves early: a dense 8-epoch net reaches ~0.64 val acc, 0.77 at 20 epochs)")
-    p.add_argument("--population", type=int, default=6, help="NSGA-II population (default 6, as the demo)")
+    p.add_argument("--population", type=int, default=6, help="NSGA-II population (default 6, as mnist1d_quick)")
     p.add_argument("--startup", type=int, default=8, help="TPE/GP random start-up trials (default 8)")
     p.add_argument("--jobs", type=int, default=2, help="studies run at once, one torch thread each (default 2)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per study (default 1)")

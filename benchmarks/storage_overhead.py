@@ -1,7 +1,7 @@
 """What the study storage costs a trial: seconds in Optuna storage calls vs seconds of training.
 
 Real ``study worker`` loops (``sdd_opt.study.runner.work`` with the real objective) run a study
-shaped like the demo study (MNIST-1D, cnn1d width 64, 20 epochs per level; 11 levels) to its
+shaped like the quick study (mnist1d_quick) (MNIST-1D, cnn1d width 64, 20 epochs per level; 11 levels) to its
 budget, as separate processes, on each storage:
 
 * ``sqlite``: a local file (WAL, busy timeout), the default storage;
@@ -50,7 +50,7 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 def study_dict(name: str, data_dir: str, *, epochs: int, levels: int, width: int, train_size: Optional[int],
                data: str = "synthetic1d", batch_size: int = 128) -> dict:
-    """The benchmark's study: by default shaped like the demo study (studies/mnist1d_demo.yaml):
+    """The benchmark's study: by default shaped like the quick study (mnist1d_quick) (studies/mnist1d_quick.yaml):
     MNIST-1D, cnn1d width 64, 20 epochs per level, rewinding IMP."""
     d = {"name": data, "data_dir": data_dir, "noise": 0.2}
     if train_size:
@@ -461,7 +461,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--workers", default="1,2", help="worker counts (default: 1,2)")
     p.add_argument("--trials", type=int, default=3, help="complete trials per run (the study's budget)")
     p.add_argument("--data", default="mnist1d", choices=["mnist1d", "synthetic1d"])
-    p.add_argument("--epochs", type=int, default=20, help="epochs per level (default 20, as the demo study)")
+    p.add_argument("--epochs", type=int, default=20, help="epochs per level (default 20, as the quick study (mnist1d_quick))")
     p.add_argument("--levels", type=int, default=10, help="pruning levels after the dense one (default 10)")
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=128)

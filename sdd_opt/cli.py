@@ -78,6 +78,7 @@ def train(config_path, out, overrides, resume, checkpoints, quiet) -> None:
     """
     from sdd_opt.config import load_config, read_yaml, build_config, apply_overrides
     from sdd_opt.imp import run_curve
+    from sdd_opt.overrides import refuse_lost_overrides
     from sdd_opt.paths import check_output_dir
     from sdd_opt.preflight import check_run
 
@@ -92,6 +93,7 @@ def train(config_path, out, overrides, resume, checkpoints, quiet) -> None:
             cfg = build_config(apply_overrides(raw, list(overrides)), source=str(config_path))
     else:
         cfg = load_config(None, list(overrides))
+    refuse_lost_overrides(cfg, overrides)
     check_run(cfg)
     out_dir = Path(out) if out else Path("storage/runs") / cfg.hash()
     check_output_dir(out_dir)
@@ -192,13 +194,14 @@ SUBCOMMANDS = (
     ("sdd_opt.study.commands", "study", None),
     ("sdd_opt.study.commands", "dashboard", None),
     ("sdd_opt.study.commands", "storage", None),
+    ("sdd_opt.study.demo", "demo", None),
     ("sdd_opt.report.commands", "report", None),
     ("sdd_opt.report.commands", "curves", "study"),
 )
 
 
 def _register_subcommands() -> None:
-    """Attach the commands defined in their own modules (study, dashboard, storage, report, study curves)."""
+    """Attach the commands defined in their own modules (study, dashboard, storage, demo, report, study curves)."""
     import importlib
 
     for module, name, group in SUBCOMMANDS:

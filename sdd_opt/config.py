@@ -95,7 +95,7 @@ class TrainConfig(_Section):
     precision: Literal["fp32", "bf16", "fp16", "auto"] = Field("fp32", description="Autocast precision; auto: bf16 on CUDA, fp32 on CPU.")
     compile: bool = Field(False, description="torch.compile the model; slower on the 2-core CPU measured (docs/performance.md), try it on GPUs.")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:K.")
-    threads: Optional[int] = Field(None, gt=0, description="CPU threads for torch; null: all cores / number of local workers.")
+    threads: Optional[int] = Field(None, gt=0, description="CPU threads for torch; null: 1 (measured best on a shared CPU, docs/performance.md; more threads change the numbers slightly).")
     eval_batch_size: int = Field(2048, gt=0, description="Batch size for evaluation passes.")
 
     @field_validator("device")

@@ -11,6 +11,8 @@ of their description, and written atomically (``sdd_opt.checkpoints``) so concur
 
 from __future__ import annotations
 
+import fcntl
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -70,6 +72,26 @@ def teacher_origin(source: str) -> str:
     return "given"
 
 
+@contextmanager
+def _cache_lock(path: Path):
+    """Exclusive use of one teacher's cache entry (``flock``: released by the kernel if a worker dies).
+
+    A cache that cannot hold a lock file (read-only) is used without one.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path.with_name(path.name + ".lock"), "w")
+    except OSError:
+        yield
+        return
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def get_teacher(
     cfg: RunConfig,
     build: Callable[[], nn.Module],
@@ -92,14 +114,15 @@ def get_teacher(
     else:
         key = teacher_key(cfg)
         path = Path(tcfg.cache_dir) / f"teacher_{key}.pt"
-        if path.exists():
-            try:
-                model.load_state_dict(load_state_dict(path, "teacher cache"))
-                return model.eval(), f"cached teacher {path}"
-            except (UserError, RuntimeError) as exc:
-                log(f"teacher cache {path} unusable ({exc}); retraining it")
-        log(f"training the dense teacher (l2 {tcfg.weight_decay}) -> {path}")
-        train_dense(teacher_config(cfg), model)
-        save_atomic({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+        with _cache_lock(path):  # two workers that need the same teacher train it once
+            if path.exists():
+                try:
+                    model.load_state_dict(load_state_dict(path, "teacher cache"))
+                    return model.eval(), f"cached teacher {path}"
+                except (UserError, RuntimeError) as exc:
+                    log(f"teacher cache {path} unusable ({exc}); retraining it")
+            log(f"training the dense teacher (l2 {tcfg.weight_decay}) -> {path}")
+            train_dense(teacher_config(cfg), model)
+            save_atomic({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
         source = f"trained teacher {path}"
     return model.eval(), source

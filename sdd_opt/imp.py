@@ -131,9 +131,14 @@ def curve_metrics(rows: list[dict], cfg: RunConfig) -> dict:
     return out
 
 
+# Torch threads when train.threads is null: one. Measured best once anything else shares the CPU
+# (docs/performance.md, "threads"; python -m benchmarks.contention), and not chosen from the load,
+# since the thread count changes a run's numbers.
+DEFAULT_THREADS = 1
+
+
 def _set_threads(cfg: RunConfig) -> int:
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    torch.set_num_threads(cfg.train.threads or DEFAULT_THREADS)
     return torch.get_num_threads()
 
 

@@ -161,7 +161,8 @@ def remedy_color(remedy: str, l2: float = 0.0, l2_span: tuple[float, float] = (1
 
 
 def plot_curves(curves: Sequence[dict], path: str | Path, metrics: Sequence[str] = ("test_acc", "train_acc"),
-                title: str = "", highlight: Sequence[int] = ()) -> Path:
+                title: str = "", highlight: Sequence[int] = (),
+                highlight_label: str = "Pareto-front trials (thick)") -> Path:
     """Curves overlaid, one panel per metric, coloured by remedy and l2 weight.
 
     Each item of ``curves``: ``rows`` (curve rows), ``remedy``, ``l2`` (student weight decay),
@@ -191,7 +192,7 @@ def plot_curves(curves: Sequence[dict], path: str | Path, metrics: Sequence[str]
     handles = [plt.Line2D([], [], color=remedy_color(r, 0.0 if r == "none" else math.sqrt(span[0] * span[1]), span),
                           lw=2, label=REMEDY_LABELS[r]) for r in REMEDIES if r in present]
     if highlight:
-        handles.append(plt.Line2D([], [], color="black", lw=2.0, label="Pareto-front trials (thick)"))
+        handles.append(plt.Line2D([], [], color="black", lw=2.0, label=highlight_label))
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False, fontsize=8,
                bbox_to_anchor=(0.5, 1.0))
     if any(c.get("remedy") in REMEDY_CMAPS and (c.get("l2") or 0) > 0 for c in curves):

@@ -164,7 +164,7 @@ def test_tiny_run_prints_consistent_tables_and_reads_the_study_back(tmp_path, ca
 
     # Reading the kept study back gives the same savings, from what each trial recorded of its cost.
     fid.main(["--parts", "A", "--threads", "1", "--storage", f"sqlite:///{work / 'fidelity.db'}",
-              "--study", "fidelity-mnist1d-demo"])
+              "--study", "fidelity-mnist1d-quick"])
     out2 = capsys.readouterr().out
     assert "recorded by each trial" in out2 and "INFERRED" not in out2
     trials2, saved2 = parse_tables(out2)

@@ -106,3 +106,19 @@ def test_run_all_prints_each_command_and_table(tmp_path, capsys):
     assert parse_table(out)[0]["masking"] == "unmasked"
     with pytest.raises(SystemExit):
         run_all.main(["--only", "nonsense"])
+
+
+def test_contention_prints_idle_busy_and_ratio(tmp_path, capsys):
+    from benchmarks import contention
+
+    contention.main(["--variants", "default", "--epochs", "1", "--levels", "1", "--data-dir", str(tmp_path),
+                     "--set", "data.name=synthetic1d", "--set", "model.width=8"])
+    out = capsys.readouterr().out
+    (row,) = parse_table(out)
+    assert row["variant"] == "default (train.threads unset)"
+    assert _positive(row["idle s/level"]) and _positive(row["busy s/level"]) and _positive(row["ratio"])
+    assert "target: <= 2.5x for default (train.threads unset)" in out
+    assert contention._variant("2:passive") == ("2 threads + OMP_WAIT_POLICY=PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"},
+                                                ["train.threads=2"])
+    with pytest.raises(SystemExit):
+        contention._variant("two")

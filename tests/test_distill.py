@@ -41,3 +41,28 @@ def test_teacher_is_the_dense_student_setup_with_the_teacher_l2():
                               "train.weight_decay=0.5", "train.device=cpu"])
     other = load_config(None, ["distill.enabled=true", "distill.teacher.weight_decay=0.02"])
     assert teacher_key(cfg) == teacher_key(same) != teacher_key(other)
+
+
+def test_two_workers_needing_the_same_teacher_train_it_once(tmp_path, tiny_cfg):
+    import threading
+    import time
+
+    from sdd_opt.distill import get_teacher
+
+    cfg = tiny_cfg.model_copy(deep=True)
+    cfg.distill.enabled, cfg.distill.teacher.cache_dir = True, str(tmp_path / "teachers")
+    trained, sources = [], []
+
+    def train_dense(tcfg, model):
+        trained.append(1)
+        time.sleep(0.3)  # the other worker arrives meanwhile
+
+    def worker():
+        sources.append(get_teacher(cfg, lambda: torch.nn.Linear(2, 2), train_dense, log=lambda *_: None)[1])
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(trained) == 1 and sorted(s.split()[0] for s in sources) == ["cached", "trained"]

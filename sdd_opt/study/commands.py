@@ -44,10 +44,12 @@ def study() -> None:
 
 
 def _load_spec(file, overrides, name):
+    from sdd_opt.overrides import refuse_lost_study_overrides
     from sdd_opt.preflight import check_new_study
     from sdd_opt.study.spec import load_study_spec
 
     spec = load_study_spec(file, list(overrides), name=name)
+    refuse_lost_study_overrides(spec, overrides)
     check_new_study(spec, file, name_given=bool(name))
     return spec
 
@@ -78,7 +80,7 @@ def _worker_options(f):
                      help="Total complete trials the STUDY should hold (shared by all workers).")(f)
     f = click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop starting trials after S seconds.")(f)
     f = click.option("--device", default=None, help="cpu, cuda or cuda:K for this worker (default: the config's).")(f)
-    f = click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads for this worker.")(f)
+    f = click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads for this worker (default 1: see docs/performance.md, threads).")(f)
     f = click.option("--artifacts", default=None, metavar="DIR", help=ARTIFACTS_HELP)(f)
     f = click.option("--heartbeat-interval", type=click.IntRange(min=1), default=60, show_default=True,
                      help="Seconds between a running trial's heartbeats.")(f)
@@ -102,11 +104,28 @@ def _worker_storage(storage, heartbeat_interval, grace_period, storage_timeout, 
                  storage_timeout=storage_timeout, log=_log_err, must_exist=joining)
 
 
-def _work(s, spec, url, *, n_trials, timeout, device, threads, artifacts, progress, replay=None):
-    from sdd_opt.study.objective import Objective
-    from sdd_opt.study.runner import work
-    from sdd_opt.study.storage import resolve_artifacts
+def _study_progress(s, spec, n_trials, *, on_change: bool = False):
+    """A callable printing the study's progress lines (with ``on_change``: only when the trial counts changed)."""
+    from sdd_opt.study.progress import StudyProgress
 
+    tracker, last = StudyProgress(s, spec, n_trials), [None]
+
+    def show() -> None:
+        try:
+            st = tracker.state()
+            key = (st["complete"], st["running"], st["failed"])
+            if on_change and key == last[0]:
+                return
+            last[0] = key
+            lines = [tracker.count_line(st), tracker.front_line()]
+        except Exception as exc:  # progress must never stop a study
+            lines = [f"(study progress unavailable: {type(exc).__name__}: {exc})"]
+        for line in lines:
+            click.echo(line)
+    return show
+
+
+def _check_device(device) -> None:
     if device:
         from sdd_opt.config import TrainConfig
         from pydantic import ValidationError
@@ -115,6 +134,14 @@ def _work(s, spec, url, *, n_trials, timeout, device, threads, artifacts, progre
             TrainConfig(device=device)
         except ValidationError:
             raise UserError(f"--device: must be cpu, cuda or cuda:K (got {device!r})") from None
+
+
+def _work(s, spec, url, *, n_trials, timeout, device, threads, artifacts, progress, replay=None):
+    from sdd_opt.study.objective import Objective
+    from sdd_opt.study.runner import work
+    from sdd_opt.study.storage import resolve_artifacts
+
+    _check_device(device)
     progress = sys.stderr.isatty() if progress is None else progress
     if replay is not None:
         from sdd_opt.study.replay import ReplayObjective
@@ -123,8 +150,10 @@ def _work(s, spec, url, *, n_trials, timeout, device, threads, artifacts, progre
     else:
         obj = Objective(spec, resolve_artifacts(url, artifacts), device=device, threads=threads, progress=progress,
                         log=click.echo)
+    # worker 0 of `study run --jobs N` speaks for all
+    on_trial = _study_progress(s, spec, n_trials) if os.environ.get("SDD_OPT_LOCAL_WORKER") != "1" else None
     try:
-        res = work(s, obj, n_trials=n_trials, timeout=timeout, log=click.echo)
+        res = work(s, obj, n_trials=n_trials, timeout=timeout, log=click.echo, on_trial=on_trial)
     except KeyboardInterrupt as exc:
         term = "signal" in str(exc)
         click.echo(f"\n{'terminated' if term else 'interrupted'}: the running trial was marked failed with its reason "
@@ -135,12 +164,61 @@ def _work(s, spec, url, *, n_trials, timeout, device, threads, artifacts, progre
     return res
 
 
+def run_study(spec, storage, *, jobs, seed_with_paper, n_trials, timeout, device, threads, artifacts,
+              heartbeat_interval, grace_period, storage_timeout, progress, replay=None):
+    """Create or resume ``spec``'s study and work on it with ``jobs`` local workers; returns (study, url).
+
+    This process is worker 0; workers 1..jobs-1 are child processes (``local_workers``). Default
+    layout: one worker per core with one torch thread each (one per GPU on a CUDA machine).
+    """
+    from sdd_opt.study import local_workers as lw
+    from sdd_opt.study.paper import enqueue_paper_trials
+    from sdd_opt.study.runner import create_or_resume
+
+    _check_device(device)
+    n_trials = n_trials or spec.file.budget.n_trials
+    timeout = timeout or spec.file.budget.timeout
+    if n_trials is None and timeout is None:
+        raise UserError("no budget: give --n-trials or --timeout, or budget.n_trials in the study file")
+    table = None
+    if replay is not None:
+        from sdd_opt.study.replay import CurveTable
+
+        if jobs not in (None, 1):
+            raise UserError("--replay runs in one process: drop --jobs")
+        jobs = 1
+        table = CurveTable.load(replay)
+    st, url = _worker_storage(storage, heartbeat_interval, grace_period, storage_timeout)
+    s = create_or_resume(spec, st, url)
+    if seed_with_paper:
+        enqueue_paper_trials(s, spec, log=click.echo)
+    click.echo(f"study {spec.name!r}: {len(spec.search_space)} searched keys, objectives "
+               f"{', '.join(f'{m} ({d})' for m, d in zip(spec.metric_names, spec.directions))}, sampler {spec.sampler_name}")
+    cfg_device = spec.base.train.device
+    gpus = lw.count_gpus(device, cfg_device) if jobs != 1 else 0
+    plans = lw.plan_workers(jobs or lw.default_jobs(device, cfg_device, gpus), threads=threads, device=device,
+                            config_device=cfg_device, gpus=gpus)
+    click.echo(lw.describe_layout(plans, gpus))
+    procs = lw.spawn_workers(spec.name, url, plans[1:], n_trials=n_trials, timeout=timeout, artifacts=artifacts,
+                             hb=heartbeat_interval, grace=grace_period, storage_timeout=storage_timeout)
+    finished = False
+    try:
+        _work(s, spec, url, n_trials=n_trials, timeout=timeout, device=plans[0]["device"] or device,
+              threads=plans[0]["threads"], artifacts=artifacts, progress=progress, replay=table)
+        finished = True
+    finally:
+        lw.stop_workers(procs, wait_only=finished, tick=_study_progress(s, spec, n_trials, on_change=True))
+    return s, url
+
+
 @study.command("run")
 @click.argument("file", type=click.Path(dir_okay=False))
 @_storage_option
 @click.option("--name", default=None, help="Study name (default: the file's 'name').")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a base-config key for every trial (stored with the study).")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Local worker processes.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Local workers (this process and jobs-1 children). Default: one per core, one torch thread "
+                   "each (one per GPU on a CUDA machine).")
 @click.option("--seed-with-paper", is_flag=True, help="Enqueue the paper's reference points as the first trials.")
 @click.option("--replay", default=None, metavar="TABLE",
               help="Serve trials from a recorded-curve table instead of training (benchmarks/data/mnist1d_curves.csv): "
@@ -151,38 +229,13 @@ def run(file, storage, name, overrides, jobs, seed_with_paper, replay, n_trials,
     """Create or resume the study FILE and run trials until its budget is met.
 
     The budget is --n-trials (else the file's budget.n_trials) complete trials in the whole study.
-    Ends by printing the Pareto front and the commands to open the dashboard and to export.
+    Prints the study's progress after each trial and ends by printing the Pareto front and the
+    commands to open the dashboard and to export.
     """
-    from sdd_opt.study.paper import enqueue_paper_trials
-    from sdd_opt.study.runner import create_or_resume
-
     spec = _load_spec(file, overrides, name)
-    n_trials = n_trials or spec.file.budget.n_trials
-    timeout = timeout or spec.file.budget.timeout
-    if n_trials is None and timeout is None:
-        raise UserError("no budget: give --n-trials or --timeout, or budget.n_trials in the study file")
-    table = None
-    if replay is not None:
-        from sdd_opt.study.replay import CurveTable
-
-        if jobs > 1:
-            raise UserError("--replay runs in one process: drop --jobs")
-        table = CurveTable.load(replay)
-    st, url = _worker_storage(storage, heartbeat_interval, grace_period, storage_timeout)
-    s = create_or_resume(spec, st, url)
-    if seed_with_paper:
-        enqueue_paper_trials(s, spec, log=click.echo)
-    click.echo(f"study {spec.name!r}: {len(spec.search_space)} searched keys, objectives "
-               f"{', '.join(f'{m} ({d})' for m, d in zip(spec.metric_names, spec.directions))}, sampler {spec.sampler_name}")
-    if jobs > 1:
-        from sdd_opt.study.local_workers import spawn_workers
-
-        spawn_workers(spec.name, url, jobs, n_trials=n_trials, timeout=timeout, device=device, threads=threads,
-                      artifacts=artifacts, hb=heartbeat_interval, grace=grace_period, storage_timeout=storage_timeout,
-                      config_device=spec.base.train.device)
-    else:
-        _work(s, spec, url, n_trials=n_trials, timeout=timeout, device=device, threads=threads, artifacts=artifacts,
-              progress=progress, replay=table)
+    s, url = run_study(spec, storage, jobs=jobs, seed_with_paper=seed_with_paper, n_trials=n_trials, timeout=timeout,
+                       device=device, threads=threads, artifacts=artifacts, heartbeat_interval=heartbeat_interval,
+                       grace_period=grace_period, storage_timeout=storage_timeout, progress=progress, replay=replay)
     _print_summary(s, spec, url)
 
 

@@ -175,12 +175,13 @@ def _finished_elsewhere(study: optuna.Study, objective, exc: Exception, log: Cal
 
 def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] = None,
          timeout: Optional[float] = None, poll: Optional[float] = None,
-         log: Callable[[str], None] = print) -> WorkResult:
+         log: Callable[[str], None] = print, on_trial: Optional[Callable[[], None]] = None) -> WorkResult:
     """Run trials until the study holds ``n_trials`` complete ones, ``timeout`` passes, or too many fail.
 
     ``n_trials`` is the study's total, shared by every worker. Stale trials of dead workers are
     failed (and re-queued) when the worker starts, while it waits for others, and before it
     leaves. Ctrl-C / SIGTERM fail the running trial with the reason, queue it again, and re-raise.
+    ``on_trial`` is called before the first trial and after each one (the study's progress lines).
     """
     from sdd_opt.study.faults import retrier_of
 
@@ -195,6 +196,8 @@ def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] =
     retrier = retrier_of(storage)
     mark, in_trial = 0, False
     _fail_stale(study)
+    if on_trial:
+        on_trial()
     try:
         with sigterm_as_interrupt():
             while True:
@@ -219,6 +222,8 @@ def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] =
                         raise
                 in_trial = False
                 res.ran += 1
+                if on_trial:
+                    on_trial()
                 last = storage.get_trial(objective.last_trial_id) if objective.last_trial_id is not None else None
                 if last is not None and last.state == TrialState.COMPLETE:
                     res.completed += 1

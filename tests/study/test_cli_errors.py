@@ -62,3 +62,32 @@ def test_train_bad_values_exit_2_before_training(tmp_path, capsys):
 def test_no_budget_is_an_error(tmp_path, capsys, study_file):
     code, _, err = run_cli(capsys, "study", "run", str(study_file(budget={})), "--storage", f"sqlite:///{tmp_path / 'x.db'}")
     assert code == 2 and "no budget" in _one_line_error(err)
+
+
+@pytest.mark.parametrize("study, sets, keys", [
+    ("studies/mnist1d_search.yaml", ["train.epochs=1"], ("--set train.epochs", "search_space.train.epochs")),
+    ("studies/mnist1d_search.yaml", ["distill={}"], ("--set distill", "search_space.distill.")),
+    ("studies/mnist1d_search.yaml", ["prune.levels=3"], ("--set prune.levels", "search_space.prune.target_sparsity")),
+    ("studies/mnist1d_demo.yaml", ["prune.levels=3"], ("--set prune.levels", "prune.target_sparsity (0.97)")),
+])
+def test_set_that_would_be_lost_is_refused_naming_both_keys(tmp_path, capsys, study, sets, keys):
+    db = tmp_path / "x.db"
+    args = [a for s in sets for a in ("--set", s)]
+    code, _, err = run_cli(capsys, "study", "create", study, "--storage", f"sqlite:///{db}", *args)
+    line = _one_line_error(err)
+    assert code == 2 and all(k in line for k in keys), line
+    assert not db.exists()
+
+
+def test_set_levels_with_the_target_cleared_is_accepted(tmp_path, capsys):
+    db = tmp_path / "x.db"
+    code, _, err = run_cli(capsys, "study", "create", "studies/mnist1d_demo.yaml", "--storage", f"sqlite:///{db}",
+                           "--set", "prune.levels=3", "--set", "prune.target_sparsity=")
+    assert code == 0, err
+
+
+def test_train_set_levels_lost_to_the_target_is_refused(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "train", "--set", "prune.target_sparsity=0.9", "--set", "prune.levels=3",
+                           "--out", str(tmp_path / "r"))
+    assert code == 2 and "prune.levels" in _one_line_error(err) and "prune.target_sparsity" in err
+    assert not (tmp_path / "r").exists()

@@ -292,8 +292,10 @@ def test_plan_workers_gives_each_worker_its_cores_and_gpu(monkeypatch):
     assert all(p["device"] == "cuda:0" and p["env"]["OMP_NUM_THREADS"] == "5" for p in plans)
     cpu = local_workers.plan_workers(4, gpus=2, device="cpu")
     assert all("CUDA_VISIBLE_DEVICES" not in p["env"] and p["device"] == "cpu" for p in cpu)
-    assert local_workers.plan_workers(2, gpus=0)[0]["threads"] == 8
-    assert all(p["threads"] == 1 for p in local_workers.plan_workers(40, gpus=0))
+    assert [p["threads"] for p in local_workers.plan_workers(2, gpus=0)] == [1, 1]  # CPU: one thread per worker
+    assert local_workers.plan_workers(2, gpus=0, threads=3)[1]["env"]["OMP_NUM_THREADS"] == "3"
+    assert local_workers.default_jobs(gpus=0) == 16 and local_workers.default_jobs(gpus=2) == 2
+    assert local_workers.default_jobs(device="cpu", gpus=2) == 16
 
 
 # --- gRPC storage proxy ---------------------------------------------------------------------------

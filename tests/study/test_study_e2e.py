@@ -25,6 +25,9 @@ def finished_study(study_file, sqlite_url, tmp_path, capsys):
 def test_tiny_study_end_to_end(finished_study, sqlite_url, tmp_path, capsys):
     path, out = finished_study
     assert "Pareto front" in out and "sdd-opt dashboard" in out and "study export" in out
+    # the study's progress, in plain lines (no terminal here): trials out of the budget, epochs, the front
+    assert "study tiny: 0/3 trials complete" in out and "study tiny: 3/3 trials complete" in out
+    assert "front so far (val acc @ sparsity): " in out and "\r" not in out
     study = optuna.load_study(study_name="tiny", storage=sqlite_url)
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MAXIMIZE"]
     assert study.metric_names == ["val_acc", "sparsity"]
