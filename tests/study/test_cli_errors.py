@@ -65,9 +65,9 @@ def test_no_budget_is_an_error(tmp_path, capsys, study_file):
 
 
 @pytest.mark.parametrize("study, sets, keys", [
-    ("studies/mnist1d_search.yaml", ["train.epochs=1"], ("--set train.epochs", "search_space.train.epochs")),
+    ("studies/mnist1d_search.yaml", ["prune.rate=0.3"], ("--set prune.rate", "search_space.prune.rate")),
     ("studies/mnist1d_search.yaml", ["distill={}"], ("--set distill", "search_space.distill.")),
-    ("studies/mnist1d_search.yaml", ["prune.levels=3"], ("--set prune.levels", "search_space.prune.target_sparsity")),
+    ("studies/mnist1d_search.yaml", ["prune.levels=3"], ("--set prune.levels", "prune.target_sparsity (0.98)")),
     ("studies/mnist1d_demo.yaml", ["prune.levels=3"], ("--set prune.levels", "prune.target_sparsity (0.97)")),
 ])
 def test_set_that_would_be_lost_is_refused_naming_both_keys(tmp_path, capsys, study, sets, keys):
