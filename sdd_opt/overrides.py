@@ -3,7 +3,7 @@
 Two ways a ``--set`` (or a study file's ``set:``) used to be accepted and then ignored:
 
 * the key is searched: every trial replaces it with the sampled value
-  (``study create studies/mnist1d_search.yaml --set train.epochs=1``);
+  (``study create studies/mnist1d_search.yaml --set prune.rate=0.3``);
 * ``prune.levels`` while ``prune.target_sparsity`` is set: the target decides the number of
   levels (``--set prune.levels=3`` on a study whose base has a target sparsity).
 
