@@ -16,7 +16,7 @@ def _rows(accs, epochs=2):
 
 
 def _complete(study, accs, remedy, trained=None):
-    attrs = TrialRecord(curve=_rows(accs), epochs_spent=2.0 * len(accs), epochs_trained=trained,
+    attrs = TrialRecord(curve=_rows(accs), curve_epochs=2.0 * len(accs), epochs_trained=trained,
                         remedy=remedy).to_user_attrs()
     study.add_trial(create_trial(state=TrialState.COMPLETE, values=[max(accs), 0.5], user_attrs=attrs,
                                  params={"distill.enabled": remedy == "distill"},
