@@ -8,10 +8,12 @@ in-memory storage: trials are sampled exactly as in a real study and served from
 nearest grid point), charged the epochs the real trial would cost. Seed k uses sampler seed k and
 the table's training seed ``k mod (seeds in the table)``.
 
-Contenders: ``auto`` is the study file as it is (its sampler, objective and successive-halving
-rule); ``random`` is plain random search on the same space, without halving -- the baseline;
-``random+sh`` is random search with the file's halving rule (what halving alone buys); any other
-sampler name (tpe, gp, nsga2) is that sampler with the file's objective and halving rule.
+Contenders: ``auto`` is the study file as it is (its sampler, objective, successive-halving
+rule and initial trials); ``random`` is plain random search on the same space, without halving or
+initial trials -- the baseline; ``random+sh`` is random search with the file's halving rule (what
+halving alone buys); any other sampler name (tpe, gp, nsga2) is that sampler with the file's
+objective, halving rule and initial trials. A ``-cold`` suffix (``auto-cold``, ``gp-cold``) drops
+the file's initial trials: what the initial design buys.
 
 Measured (the one measure of :mod:`sdd_opt.study.pareto`): the hypervolume of the front over all
 levels of all trials, selected on validation accuracy and measured on test accuracy, over decades
@@ -33,6 +35,7 @@ from benchmarks import common
 
 DEFAULT_STUDY = Path(__file__).resolve().parents[1] / "studies" / "mnist1d_search.yaml"
 TARGET_FRACTION = 0.95
+COLD = "-cold"
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -60,7 +63,11 @@ def study_data(study_path: Path, contender: str, seed: int) -> dict:
     data = yaml.safe_load(study_path.read_text())
     data["name"] = f"replay-{contender}-{seed}"
     sampler = dict(data.get("sampler") or {})
+    if contender.endswith(COLD):  # the contender without the file's initial trials
+        contender = contender[:-len(COLD)]
+        data.pop("initial_trials", None)
     if contender in ("random", "random+sh"):
+        data.pop("initial_trials", None)
         sampler = {"name": "random"}
         if contender == "random":
             data.pop("successive_halving", None)

@@ -295,7 +295,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="with --replay: override a key of the study's base config (repeatable)")
     p.add_argument("--samplers", default=None,
                    help="comma list of nsga2,tpe,random,gp (default nsga2,tpe,random); with --replay: contenders "
-                        "among auto,random,random+sh,tpe,gp,nsga2 (default auto,random)")
+                        "among auto,random,random+sh,tpe,gp,nsga2, each also with -cold (without the file's initial trials; "
+                        "default auto,random)")
     p.add_argument("--seeds", default="0,1,2", help="sampler seeds: a list (0,1,2; the default) or a range (0-9)")
     p.add_argument("--n-trials", type=int, default=None,
                    help="complete trials per study (default 24: 9 studies fit ~45 min on 2 cores; --tiny: 3)")
@@ -325,7 +326,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     default = "auto,random" if args.replay else "nsga2,tpe,random"
     args.sampler_list = [s.strip() for s in (args.samplers or default).split(",") if s.strip()]
     args.contenders = args.sampler_list
-    bad = [s for s in args.sampler_list if s not in allowed]
+    bad = [s for s in args.sampler_list if s not in allowed and not (args.replay and s.endswith("-cold")
+                                                                     and s[:-len("-cold")] in allowed)]
     if bad or not args.sampler_list:
         p.error(f"--samplers: unknown {', '.join(bad) or '(none)'}; choose from {', '.join(allowed)}")
     try:

@@ -367,6 +367,12 @@ CASES += [  # the cases that need a template database or run, or a busy port
          {"s.yaml": lambda tmp: study(search_space={})}),
     Case("search-space-missing", ["study", "create", "s.yaml", "--storage", SQLITE], "search_space",
          {"s.yaml": lambda tmp: yaml.safe_dump({k: v for k, v in tiny_study(Path(".")).items() if k != "search_space"})}),
+    Case("initial-trial-unknown-key", ["study", "run", "s.yaml", "--storage", SQLITE, "--n-trials", "1"],
+         "initial_trials[0]: model.width", {"s.yaml": lambda tmp: study(initial_trials=[{"model.width": 8}])}),
+    Case("initial-trial-out-of-range", ["study", "create", "s.yaml", "--storage", SQLITE],
+         "initial_trials[1]: prune.rate", {"s.yaml": lambda tmp: study(initial_trials=[{}, {"prune.rate": 0.9}])}),
+    Case("initial-trials-not-a-list", ["study", "create", "s.yaml", "--storage", SQLITE], "initial_trials",
+         {"s.yaml": lambda tmp: study(initial_trials={"prune.rate": 0.3})}),
     # -- where export and report write --------------------------------------------------------------
     Case("export-out-under-a-file", ["study", "export", "tiny", "--storage", TDB, "--out", "afile/x"], "afile is a file",
          {"afile": "x"}, setup=with_db),

@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from sdd_opt.errors import DivergedError, UserError
 from sdd_opt.renamed import rename_identity
 from sdd_opt.study._optuna_compat import is_heartbeat_enabled, storage_of
+from sdd_opt.study.initial import enqueue_initial
 from sdd_opt.study.objective import Objective, TrialConfigError
 from sdd_opt.study.sampler import make_sampler
 from sdd_opt.study.signals import Terminated, sigterm_as_interrupt, signals_deferred
@@ -74,6 +75,7 @@ def create_or_resume(spec: StudySpec, storage, storage_url: str = "", *, create_
     study.set_metric_names(spec.metric_names)
     study.set_user_attr(IDENTITY_ATTR, identity)
     study.set_user_attr(SPEC_ATTR, spec.to_json())
+    enqueue_initial(study, spec)
     try:
         from optuna_dashboard import save_note
 
