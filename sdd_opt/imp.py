@@ -74,6 +74,11 @@ def result_hash(cfg: RunConfig) -> str:
 
 # Prune keys that do not change level 0 (the dense training): runs that differ only in these share it.
 _SCHEDULE_KEYS = ("rate", "levels", "target_sparsity", "scope", "collapse_floor")
+# Prune keys that only say where a run stops (level k's density is (1 - rate)^k whatever the target):
+# runs that differ only in these share their common first levels.
+_STOP_KEYS = ("levels", "target_sparsity", "collapse_floor")
+# What a run directory served entirely from a longer run holds instead of its last checkpoint.
+SERVED_FILE = "served.json"
 
 
 def dense_key(cfg: RunConfig) -> str:
@@ -82,6 +87,15 @@ def dense_key(cfg: RunConfig) -> str:
 
     d = _result_description(cfg)
     d["prune"] = {k: v for k, v in d["prune"].items() if k not in _SCHEDULE_KEYS}
+    return stable_hash(d)
+
+
+def prefix_key(cfg: RunConfig) -> str:
+    """Hash of what decides a run's levels up to its stop: runs with the same key share a prefix."""
+    from sdd_opt.config import stable_hash
+
+    d = _result_description(cfg)
+    d["prune"] = {k: v for k, v in d["prune"].items() if k not in _STOP_KEYS}
     return stable_hash(d)
 
 
@@ -155,7 +169,7 @@ class _Run:
     masks: dict
     rewind_step: int
     rewind_state: Optional[dict]
-    dense_cache: Optional[Path] = None
+    share_dir: Optional[Path] = None
 
     @property
     def ckpt_dir(self) -> Path:
@@ -182,6 +196,8 @@ def _stored_state(cfg: RunConfig, out: Path, rows: list[dict]) -> Optional[tuple
     from sdd_opt.preflight import meta_model
 
     path = out / "checkpoints" / f"level_{rows[-1]['level']}.pt"
+    if not path.exists() and _served(out, rows):
+        return None  # finished from a longer run's levels: nothing left to train, no weights needed
     state = load_checkpoint(path)
     if not isinstance(state.get("masks"), dict):
         raise UserError(f"checkpoint {path}: no masks (not a level checkpoint written by sdd-opt)")
@@ -229,6 +245,9 @@ def _resume(run: _Run, rows: list[dict], stored: Optional[tuple[dict, Optional[d
     if not rows:
         return 0
     last = rows[-1]["level"]
+    if stored is None:  # served from a longer run (see _adopt_prefix): finished
+        log(f"reusing the finished run {run.out} (levels 0-{last}, served from a longer run)")
+        return last + 1
     state, rewind = stored
     run.model.load_state_dict(state["state_dict"])
     run.masks = {k: v.to(run.device) for k, v in state["masks"].items()}
@@ -329,7 +348,7 @@ def _level_loop(run: _Run, rows: list[dict], start_level: int, teacher, *, on_le
             row = _train_level(run, level, teacher, precision, on_epoch, keep_checkpoints)
             rows.append(row)
             write_curve(rows, run.out / "curve.csv")
-            if level == 0 and run.dense_cache is not None:
+            if level == 0 and run.share_dir is not None:
                 _share_dense(run, row)
             msg = (f"level {level:>2}/{n_levels}  sparsity {row['sparsity']:.4f}  train {row['train_acc']:.3f}  "
                    f"val {row['val_acc']:.3f}  test {row['test_acc']:.3f}  ({row['seconds']:.1f}s)")
@@ -348,7 +367,77 @@ def _level_loop(run: _Run, rows: list[dict], start_level: int, teacher, *, on_le
 
 
 def _dense_dir(run: _Run) -> Path:
-    return run.dense_cache / dense_key(run.cfg)
+    return run.share_dir / "dense" / dense_key(run.cfg)
+
+
+def _served(out: Path, rows: list[dict]) -> bool:
+    try:
+        return json.loads((out / SERVED_FILE).read_text()).get("levels") == len(rows)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _prefix_index(run: _Run) -> Path:
+    return run.share_dir / "prefix" / prefix_key(run.cfg)
+
+
+def _register_prefix(run: _Run) -> None:
+    """List this run among the runs whose levels other stops may reuse."""
+    index = _prefix_index(run)
+    index.mkdir(parents=True, exist_ok=True)
+    entry = index / result_hash(run.cfg)
+    if not entry.exists():
+        write_text_atomic(str(run.out.resolve()), entry)
+
+
+def _longest_prefix(run: _Run) -> tuple[Optional[Path], list[dict]]:
+    """The run of the same prefix key (another stop) with the most finished levels, and its rows."""
+    best: tuple[Optional[Path], list[dict]] = (None, [])
+    index = _prefix_index(run)
+    for entry in sorted(index.iterdir()) if index.is_dir() else []:
+        if entry.name == result_hash(run.cfg):
+            continue
+        try:
+            src = Path(entry.read_text().strip())
+            rows = read_curve(src / "curve.csv")
+        except (OSError, UserError):
+            continue  # a run being written or removed: not a source
+        if len(rows) > len(best[1]):
+            best = (src, rows)
+    return best
+
+
+def _adopt_prefix(run: _Run, log: Callable[[str], None]) -> list[dict]:
+    """Levels 0..k from a run that differs only in where it stops (target sparsity, levels, collapse
+    floor), up to this run's own stop; else []. Levels are identical prefixes, so nothing changes."""
+    src, rows = _longest_prefix(run)
+    p = run.cfg.prune
+    rows = rows[:p.n_levels + 1]
+    for k, row in enumerate(rows):
+        if p.collapse_floor is not None and is_collapsed(row["val_acc"], p.collapse_floor):
+            rows = rows[:k + 1]  # this run would have stopped here
+            break
+    if not rows:
+        return []
+    last = rows[-1]["level"]
+    finished = len(rows) == p.n_levels + 1 or (p.collapse_floor is not None
+                                                and is_collapsed(rows[-1]["val_acc"], p.collapse_floor))
+    try:
+        ckpt = src / "checkpoints" / f"level_{last}.pt"
+        if ckpt.exists():
+            save_atomic(load_checkpoint(ckpt), run.ckpt_dir / ckpt.name)
+        elif not finished:
+            return []  # cannot continue from a level whose weights are gone
+        if (src / "checkpoints" / "rewind.pt").exists():
+            save_atomic(load_checkpoint(src / "checkpoints" / "rewind.pt"), run.ckpt_dir / "rewind.pt")
+    except Exception as exc:  # a source being rewritten costs the reuse, never the run
+        log(f"warning: not reusing the levels of {src} ({exc})")
+        return []
+    if not (run.ckpt_dir / f"level_{last}.pt").exists():
+        write_text_atomic(json.dumps({"from": str(src), "levels": len(rows)}), run.out / SERVED_FILE)
+    write_curve(rows, run.out / "curve.csv")
+    log(f"levels 0-{last} reused from {src} (the same run with a later stop)")
+    return rows
 
 
 def _share_dense(run: _Run, row: dict) -> None:
@@ -410,27 +499,31 @@ def run_curve(
     keep_checkpoints: str = "all",
     progress: bool = True,
     log: Callable[[str], None] = print,
-    dense_cache: Optional[Path] = None,
+    share_dir: Optional[Path] = None,
 ) -> RunResult:
     """Train ``cfg`` through every pruning level, writing the run directory ``out_dir``.
 
-    With ``dense_cache`` (a folder shared by a study's runs), level 0 is taken from an earlier run
-    that differs only in the pruning schedule, and this run's level 0 is shared in turn;
-    ``RunResult.extra["dense_reused"]`` says whether it was.
+    With ``share_dir`` (a folder shared by a study's runs), a new run first takes the levels of an
+    earlier run that differs only in where it stops (target sparsity, levels, collapse floor), up to
+    its own stop; failing that, level 0 from a run that differs only in the pruning schedule. Its
+    own levels are shared in turn. ``RunResult.extra["levels_reused"]`` says how many it took.
+    Successive halving (``on_level``) sees reused levels but stops only levels still to train.
     """
     out = Path(out_dir)
     rows = _stored_rows(cfg, out, resume)
     stored = _stored_state(cfg, out, rows)  # a damaged run directory fails here, before _start writes
     run = _start(cfg, out)
-    run.dense_cache = Path(dense_cache) if dense_cache is not None else None
-    reused_dense = False
-    if not rows and run.dense_cache is not None:
-        rows = _adopt_dense(run, log)
-        reused_dense = bool(rows)
-        if reused_dense:
-            stored = _stored_state(cfg, out, rows)
-            if on_level:
-                on_level(rows[0])
+    run.share_dir = Path(share_dir) if share_dir is not None else None
+    reused = 0
+    if run.share_dir is not None:
+        if not rows:
+            rows = _adopt_prefix(run, log) or _adopt_dense(run, log)
+            reused = len(rows)
+            if reused:
+                stored = _stored_state(cfg, out, rows)
+                for row in rows if on_level else []:
+                    on_level(row)  # recorded; a stop applies from the next level to train
+        _register_prefix(run)
     start_level = _resume(run, rows, stored, log)
     p = cfg.prune
     stopped, reason = False, ""
@@ -442,5 +535,5 @@ def run_curve(
         stopped, reason = _level_loop(run, rows, start_level, teacher, on_level=on_level,
                                       keep_checkpoints=keep_checkpoints, progress=progress, log=log)
     result = _finish(run, rows, stopped, reason, teacher_src, log)
-    result.extra["dense_reused"] = reused_dense
+    result.extra["levels_reused"] = reused
     return result

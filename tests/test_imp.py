@@ -125,12 +125,45 @@ def test_a_shared_dense_level_changes_no_result(tiny_overrides, tmp_path, retrai
     base = tiny_overrides + [f"prune.retrain={retrain}"]
     first = load_config(None, base + ["prune.rate=0.5"])
     other = load_config(None, base + ["prune.rate=0.3"])
-    run_curve(first, tmp_path / "a", dense_cache=tmp_path / "dense", **quiet)
-    shared = run_curve(other, tmp_path / "b", dense_cache=tmp_path / "dense", **quiet)
+    run_curve(first, tmp_path / "a", share_dir=tmp_path / "shared", **quiet)
+    shared = run_curve(other, tmp_path / "b", share_dir=tmp_path / "shared", **quiet)
     alone = run_curve(other, tmp_path / "c", **quiet)
-    assert shared.extra["dense_reused"] and not alone.extra["dense_reused"]
+    assert shared.extra["levels_reused"] == 1 and not alone.extra["levels_reused"]
     assert _strip(shared.rows) == _strip(alone.rows)
     # a different dense training (another l2) is not shared
     l2 = run_curve(load_config(None, base + ["prune.rate=0.3", "train.weight_decay=0.01"]), tmp_path / "d",
-                   dense_cache=tmp_path / "dense", **quiet)
-    assert not l2.extra["dense_reused"]
+                   share_dir=tmp_path / "shared", **quiet)
+    assert not l2.extra["levels_reused"]
+
+
+def _stops(tiny_overrides, *sets):
+    return load_config(None, tiny_overrides + ["prune.rate=0.5", *sets])
+
+
+def test_a_shorter_stop_is_served_from_a_longer_run_without_training(tiny_overrides, tmp_path):
+    shared = dict(share_dir=tmp_path / "shared", keep_checkpoints="last", **quiet)
+    long = run_curve(_stops(tiny_overrides, "prune.levels=4"), tmp_path / "long", **shared)
+    logs = []
+    short_cfg = _stops(tiny_overrides, "prune.target_sparsity=0.75")  # 2 levels at rate 0.5
+    short = run_curve(short_cfg, tmp_path / "short", **{**shared, "log": logs.append})
+    alone = run_curve(short_cfg, tmp_path / "alone", **quiet)
+    assert short.extra["levels_reused"] == 3 and _strip(short.rows) == _strip(alone.rows) == _strip(long.rows[:3])
+    assert not any(m.startswith("level ") for m in logs)  # nothing trained
+    again = run_curve(short_cfg, tmp_path / "short", resume=True, **shared)  # a served run resumes as finished
+    assert _strip(again.rows) == _strip(short.rows)
+
+
+def test_a_longer_stop_continues_from_a_shorter_run(tiny_overrides, tmp_path):
+    shared = dict(share_dir=tmp_path / "shared", keep_checkpoints="last", **quiet)
+    run_curve(_stops(tiny_overrides, "prune.levels=2"), tmp_path / "short", **shared)
+    long_cfg = _stops(tiny_overrides, "prune.levels=4")
+    long = run_curve(long_cfg, tmp_path / "long", **shared)
+    alone = run_curve(long_cfg, tmp_path / "alone", **quiet)
+    assert long.extra["levels_reused"] == 3 and _strip(long.rows) == _strip(alone.rows)
+
+
+def test_a_reused_prefix_stops_where_this_runs_collapse_floor_would(tiny_overrides, tmp_path):
+    shared = dict(share_dir=tmp_path / "shared", keep_checkpoints="last", **quiet)
+    run_curve(_stops(tiny_overrides, "prune.levels=3"), tmp_path / "free", **shared)
+    floored = run_curve(_stops(tiny_overrides, "prune.levels=3", "prune.collapse_floor=0.99"), tmp_path / "f", **shared)
+    assert len(floored.rows) == 1 and floored.stopped_early and floored.extra["levels_reused"] == 1

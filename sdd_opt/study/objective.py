@@ -201,14 +201,14 @@ class Objective:
                 with run_lock(run_dir, self.log):
                     reused = len(read_curve(run_dir / "curve.csv"))  # levels an earlier trial or try finished
                     res = run_curve(run_cfg, run_dir, resume=True, on_level=on_level, keep_checkpoints="last",
-                                    progress=self.progress, log=self.log, dense_cache=self.runs.parent / "dense")
+                                    progress=self.progress, log=self.log, share_dir=self.runs.parent / "shared")
             except DivergedError as exc:
                 trial.set_user_attr("fail_reason", f"seed {seed}: {exc}")
                 raise
             trial.set_user_attr(key, res.rows)
             curves.append(res.rows)
             stops.append(res.stop_reason)
-            reused = min(max(reused, int(bool(res.extra.get("dense_reused")))), len(res.rows))
+            reused = min(max(reused, int(res.extra.get("levels_reused", 0))), len(res.rows))
             origin = teacher_origin(res.teacher)
             cost.append({"seed": seed, "levels_reused": reused, "levels_trained": len(res.rows) - reused,
                          "epochs_trained": sum(int(r["epochs"]) for r in res.rows[reused:]), "teacher": origin,

@@ -12,10 +12,11 @@ real or replayed (``sdd-opt study run FILE --replay TABLE``); a replayed trial
 * goes through the same successive-halving rule level by level, and records the same
   :class:`~sdd_opt.study.record.TrialRecord` (plus ``replay``: the grid point served);
 * is **charged the epochs the real trial would have cost**: each level it is served that the
-  study did not already train for this exact config (a repeated config resumes, as runs keyed by
-  result hash do; level 0 is free when a run differing only in its pruning schedule trained it,
-  as ``run_curve``'s dense cache shares it), plus the dense teacher's epochs the first time a
-  distillation trial needs it.
+  study did not already train for this config up to its stop (a repeated config resumes, and a
+  run differing only in where it stops -- target sparsity, levels, collapse floor -- shares its
+  levels, as ``run_curve``'s shared folder does; level 0 is free when a run differing only in its
+  pruning schedule trained it), plus the dense teacher's epochs the first time a distillation
+  trial needs it.
 
 Table columns: the searched keys by config path, ``seed``, then ``level, sparsity, train_acc,
 val_acc, test_acc, epochs``; an empty cell means "does not apply" (T of a no-distillation curve).
@@ -176,7 +177,7 @@ class ReplayObjective(Objective):
 
     def _run(self, trial: optuna.Trial) -> tuple[float, ...] | float:
         from sdd_opt.distill import teacher_config, teacher_key
-        from sdd_opt.imp import dense_key, result_hash
+        from sdd_opt.imp import dense_key, prefix_key
 
         if self._trained is None:
             self._load_state(trial.study)
@@ -187,7 +188,7 @@ class ReplayObjective(Objective):
         for seed in seeds:
             run_cfg = cfg.model_copy(deep=True)
             run_cfg.seed = seed
-            run = result_hash(run_cfg)
+            run = prefix_key(run_cfg)  # levels already trained by this run with any stop
             rows, stop = [], ""
             for row in levels_for(self.table.curve(point, seed), run_cfg):
                 rows.append(row)
@@ -203,7 +204,7 @@ class ReplayObjective(Objective):
                 self._dense.add(dense_key(run_cfg))
                 dense.append(dense_key(run_cfg))
             new = rows[before:]
-            self._trained[run] = trained[run] = max(before, len(rows))
+            self._trained[run] = trained[run] = max(before, len(rows), self._trained.get(run, 0))
             teacher_epochs = 0
             if run_cfg.distill.enabled and teacher_key(run_cfg) not in self._teachers:
                 self._teachers.add(teacher_key(run_cfg))

@@ -144,3 +144,13 @@ def test_a_seed_the_table_lacks_fails_the_trial_with_the_reason(table_path, tmp_
     study = create_or_resume(trials_spec, optuna.storages.InMemoryStorage())
     with pytest.raises(UserError, match="seed 7"):
         study.optimize(ReplayObjective(spec, CurveTable.load(table_path), log=lambda m: None), n_trials=1)
+
+
+def test_a_shorter_target_is_charged_nothing_after_a_longer_one_and_a_longer_only_its_new_levels(table_path, tmp_path):
+    space = {"prune.target_sparsity": {"type": "categorical", "choices": [0.5, 0.75, 0.875]}}
+    spec = _spec(tmp_path, search_space=space, initial_trials=[{"prune.target_sparsity": t} for t in (0.75, 0.5, 0.875)])
+    study = create_or_resume(spec, optuna.storages.InMemoryStorage())
+    work(study, ReplayObjective(spec, CurveTable.load(table_path), log=lambda m: None), n_trials=3, log=lambda m: None)
+    recs = [TrialRecord.from_trial(t) for t in sorted(study.get_trials(), key=lambda t: t.number)]
+    assert [len(r.curve) for r in recs] == [3, 2, 4]      # rate 0.5: 2, 1 and 3 levels after the dense one
+    assert [r.epochs_trained for r in recs] == [30, 0, 10]  # as run_curve's shared prefixes: only new levels
