@@ -81,9 +81,17 @@ def _machine() -> tuple[str, str]:
     return model, hashlib.sha256(flags.encode()).hexdigest()[:16]
 
 
+# How far a re-run on another CPU may land from the table: float kernels differ between CPUs and 40
+# epochs of SGD amplify it. Measured on an Intel Xeon against the table (levels 0-1): up to 0.0175 on
+# the curve tested here, 0.026 on a no-remedy curve; two training seeds of one grid point differ by a
+# median 0.0135 (test) / 0.0175 (val), at most 0.05 / 0.07, at levels 0-1.
+OTHER_CPU_TOLERANCE = 0.03
+
+
 def test_the_committed_table_covers_the_grid_and_reruns_to_the_same_levels(tmp_path):
-    """Every (grid point, seed) of benchmarks/data/mnist1d_curves.csv is there, and a group re-runs to the
-    same numbers with the engine of this tree (levels 0 and 1 of one curve: ~25 s at one thread)."""
+    """Every (grid point, seed) of benchmarks/data/mnist1d_curves.csv is there, and a group re-runs with
+    the engine of this tree (levels 0 and 1 of one curve: ~25 s at one thread) to the same 4-digit
+    numbers on the machine kind that trained it, and within seed noise on any other CPU."""
     import csv
     from pathlib import Path
 
@@ -96,9 +104,7 @@ def test_the_committed_table_covers_the_grid_and_reruns_to_the_same_levels(tmp_p
     for rows in groups.values():  # each curve runs to the table's 98 % target
         assert float(rows[-1][len(ct.KEYS) + 2]) >= 0.98 and [int(r[len(ct.KEYS) + 1]) for r in rows] == list(range(len(rows)))
     machine = json.loads((path.parent / "mnist1d_curves.machine.json").read_text())
-    if _machine() != (machine["cpu"], machine["cpu_flags_sha256"]):
-        pytest.skip(f"the table's last curves were trained on {machine['cpu']} (other CPU flags): float kernels "
-                    "differ between CPUs, so re-runs match only there")
+    same_cpu = _machine() == (machine["cpu"], machine["cpu_flags_sha256"])
     point = next(p for p in points if p["seed"] == 1 and p.get("distill.temperature") == 10.0
                  and p.get("distill.alpha") == 0.9 and p.get("distill.teacher.weight_decay") == 5e-3
                  and p["prune.rate"] == 0.4)  # one of the curves trained on that machine
@@ -107,8 +113,12 @@ def test_the_committed_table_covers_the_grid_and_reruns_to_the_same_levels(tmp_p
     res = run_curve(cfg, tmp_path / "run", progress=False, log=lambda *_: None)
     table = groups[ct._key(point)][:2]
     cols = list(ct.LEVEL_COLUMNS)
+    assert len(res.rows) == len(table) == 2
     for got, row in zip(res.rows, table):
         want = dict(zip(cols, row[len(ct.KEYS) + 1:]))
+        assert f"{got['sparsity']:.6f}" == want["sparsity"]  # the pruning itself is exact everywhere
         for c in ("train_acc", "val_acc", "test_acc"):
-            assert f"{got[c]:.4f}" == want[c], (c, got, want)
-        assert f"{got['sparsity']:.6f}" == want["sparsity"]
+            if same_cpu:
+                assert f"{got[c]:.4f}" == want[c], (c, got, want)
+            else:
+                assert abs(got[c] - float(want[c])) <= OTHER_CPU_TOLERANCE, (c, got[c], want[c], machine["cpu"])
