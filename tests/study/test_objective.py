@@ -90,3 +90,20 @@ def test_trials_record_what_they_trained_reused_and_where_the_teacher_came_from(
     assert repeat["epochs_trained"] == 0 < repeat["curve_epochs"]  # the curve counts the reused levels, trained does not
     assert plain["cost"][0]["teacher"] == "none" and plain["epochs_trained"] == plain["curve_epochs"] > 0
     assert repeat["cost"][0]["teacher_epochs"] == 0  # the cached teacher, if loaded at all, cost nothing
+
+
+def test_trials_that_differ_only_in_their_target_share_levels_and_pay_only_new_ones(study_file, sqlite_url, tmp_path):
+    space = {"prune.target_sparsity": {"type": "categorical", "choices": [0.5, 0.75, 0.875]}}
+    spec = load_study_spec(study_file(search_space=space, budget={"n_trials": 3}, set={"prune.rate": 0.5},
+                                      initial_trials=[{"prune.target_sparsity": t} for t in (0.75, 0.5, 0.875)]))
+    study = create_or_resume(spec, optuna.storages.RDBStorage(sqlite_url), sqlite_url)
+    assert work(study, Objective(spec, tmp_path / "art", log=lambda *_: None), n_trials=3,
+                log=lambda *_: None).completed == 3
+    mid, short, long = [t.user_attrs for t in sorted(study.trials, key=lambda t: t.number)]
+    epochs = spec.base.train.epochs
+    assert [len(a["curve"]) for a in (mid, short, long)] == [3, 2, 4]
+    assert mid["epochs_trained"] == 3 * epochs
+    assert short["epochs_trained"] == 0 and short["cost"][0]["levels_reused"] == 2    # served from the longer run
+    assert long["epochs_trained"] == epochs and long["cost"][0]["levels_reused"] == 3  # continued from it
+    assert [r["val_acc"] for r in short["curve"]] == [r["val_acc"] for r in mid["curve"][:2]]
+    assert [r["val_acc"] for r in long["curve"][:3]] == [r["val_acc"] for r in mid["curve"]]
