@@ -103,13 +103,19 @@ def check_run(cfg) -> None:
 
 
 def check_new_study(spec, file: str, name_given: bool) -> None:
-    """A study about to be created or run from ``file``: a safe name and something to search.
+    """A study about to be created or run from ``file``: a safe name, something to search, and a
+    teacher named in its base config that loads and fits (distillation may be searched).
 
     Only new input is checked: studies stored under an older, looser rule stay readable by name.
     """
     from sdd_opt.paths import check_study_name
 
     check_study_name(spec.name, "--name" if name_given else f"{file}: name")
+    teacher = spec.base.distill.teacher
+    if teacher.checkpoint or teacher.run:  # a given teacher is checked now, not when a trial first distils
+        cfg = spec.base.model_copy(deep=True)
+        cfg.distill.enabled = True
+        check_teacher(cfg, meta_model(cfg))
     if not spec.search_space:
         raise UserError(f"{file}: search_space: empty; give at least one key to search, e.g. "
                         "train.weight_decay: {type: float, low: 1e-5, high: 1e-2, log: true} "

@@ -329,6 +329,11 @@ CASES += [  # the cases that need a template database or run, or a busy port
          setup=with_run),
     Case("teacher-missing-checkpoint", ["train", "--out", "new", "--quiet", *RUN_SETS, "--set", "distill.enabled=true",
                                         "--set", "distill.teacher.checkpoint=nothere.pt"], "nothere.pt"),
+    Case("study-teacher-missing-checkpoint", ["study", "run", "s.yaml", "--storage", SQLITE, "--n-trials", "1"],
+         "nothere.pt", {"s.yaml": lambda tmp: study_with_base({"distill": {"teacher": {"checkpoint": "nothere.pt"}}})}),
+    Case("study-teacher-truncated", ["study", "create", "s.yaml", "--storage", SQLITE], "teacher.pt",
+         {"s.yaml": lambda tmp: study_with_base({"distill": {"teacher": {"checkpoint": "teacher.pt"}}})},
+         setup=with_run_and(_truncated_teacher)),
     # -- read-only commands create nothing and open only Optuna databases -------------------------
     *[Case(f"{cmd}-missing-sqlite", argv + ["--storage", "sqlite:///db/nothere.db"], "no such database file")
       for cmd, argv in READ_ONLY.items()],
