@@ -318,7 +318,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tiny", action="store_true",
                    help="synthetic data, width-8 model, 1 epoch, 3 pruning levels, 3 trials (seconds; tests)")
     args = p.parse_args(argv)
-    from benchmarks.replay_search import parse_seeds
+    from benchmarks.replay_search import COLD, parse_seeds
 
     if args.n_trials is None:
         args.n_trials = 80 if args.replay else 3 if args.tiny else 24
@@ -326,8 +326,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     default = "auto,random" if args.replay else "nsga2,tpe,random"
     args.sampler_list = [s.strip() for s in (args.samplers or default).split(",") if s.strip()]
     args.contenders = args.sampler_list
-    bad = [s for s in args.sampler_list if s not in allowed and not (args.replay and s.endswith("-cold")
-                                                                     and s[:-len("-cold")] in allowed)]
+    bad = [s for s in args.sampler_list if s not in allowed and not (args.replay and s.endswith(COLD)
+                                                                     and s[:-len(COLD)] in allowed)]
     if bad or not args.sampler_list:
         p.error(f"--samplers: unknown {', '.join(bad) or '(none)'}; choose from {', '.join(allowed)}")
     try:

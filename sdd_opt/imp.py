@@ -413,15 +413,14 @@ def _adopt_prefix(run: _Run, log: Callable[[str], None]) -> list[dict]:
     src, rows = _longest_prefix(run)
     p = run.cfg.prune
     rows = rows[:p.n_levels + 1]
-    for k, row in enumerate(rows):
-        if p.collapse_floor is not None and is_collapsed(row["val_acc"], p.collapse_floor):
-            rows = rows[:k + 1]  # this run would have stopped here
-            break
+    collapsed = next((k for k, r in enumerate(rows) if p.collapse_floor is not None
+                      and is_collapsed(r["val_acc"], p.collapse_floor)), None)
+    if collapsed is not None:
+        rows = rows[:collapsed + 1]  # this run would have stopped here
     if not rows:
         return []
     last = rows[-1]["level"]
-    finished = len(rows) == p.n_levels + 1 or (p.collapse_floor is not None
-                                                and is_collapsed(rows[-1]["val_acc"], p.collapse_floor))
+    finished = collapsed is not None or len(rows) == p.n_levels + 1
     try:
         ckpt = src / "checkpoints" / f"level_{last}.pt"
         if ckpt.exists():
@@ -521,8 +520,9 @@ def run_curve(
             reused = len(rows)
             if reused:
                 stored = _stored_state(cfg, out, rows)
-                for row in rows if on_level else []:
-                    on_level(row)  # recorded; a stop applies from the next level to train
+                if on_level is not None:  # recorded; a stop applies from the next level to train
+                    for row in rows:
+                        on_level(row)
         _register_prefix(run)
     start_level = _resume(run, rows, stored, log)
     p = cfg.prune

@@ -93,7 +93,7 @@ def point_params(spec: "StudySpec", point: Mapping[str, Any], where: str,
     out: dict[str, Any] = {}
     for key in spec.sampling_order:
         p = space[key]
-        active = all(get_dotted(data, k) == v for k, v in (p.when or {}).items())
+        active = p.applies(data)
         if not active and not p.sample_always:
             if key in point and strict:
                 raise _bad(where, key, f"applies only when {p.when}; this point does not")

@@ -27,7 +27,6 @@ def searched_values(t: optuna.trial.FrozenTrial, spec: StudySpec) -> dict[str, o
     ``sample_always`` that does not apply -- T without distillation -- shows as empty)."""
     from sdd_opt.config import get_dotted
     from sdd_opt.study.params import decode
-    from sdd_opt.study.space import applies
 
     config = TrialRecord.from_trial(t).config
     out: dict[str, object] = {}
@@ -35,7 +34,7 @@ def searched_values(t: optuna.trial.FrozenTrial, spec: StudySpec) -> dict[str, o
         if config is None:
             out[f"param:{key}"] = decode(t.params, key)
         else:
-            out[f"param:{key}"] = get_dotted(config, key) if applies(param, config) else None
+            out[f"param:{key}"] = get_dotted(config, key) if param.applies(config) else None
     return out
 
 

@@ -204,7 +204,7 @@ class ReplayObjective(Objective):
                 self._dense.add(dense_key(run_cfg))
                 dense.append(dense_key(run_cfg))
             new = rows[before:]
-            self._trained[run] = trained[run] = max(before, len(rows), self._trained.get(run, 0))
+            self._trained[run] = trained[run] = max(before, len(rows))
             teacher_epochs = 0
             if run_cfg.distill.enabled and teacher_key(run_cfg) not in self._teachers:
                 self._teachers.add(teacher_key(run_cfg))

@@ -15,18 +15,9 @@ from typing import Any
 
 import optuna
 
-from sdd_opt.config import RunConfig, build_config, get_dotted, set_dotted
+from sdd_opt.config import RunConfig, build_config, set_dotted
 from sdd_opt.study.params import off_name
-from sdd_opt.study.spec import Param, StudySpec
-
-
-def applies(param: Param, data: dict) -> bool:
-    """Whether ``param``'s ``when`` holds for the config ``data`` (always, without ``when``)."""
-    return _condition_holds(param, data)
-
-
-def _condition_holds(param: Param, data: dict) -> bool:
-    return all(get_dotted(data, k) == v for k, v in (param.when or {}).items())
+from sdd_opt.study.spec import StudySpec
 
 
 def suggest_config(trial: optuna.Trial, spec: StudySpec) -> RunConfig:
@@ -34,7 +25,7 @@ def suggest_config(trial: optuna.Trial, spec: StudySpec) -> RunConfig:
     data = spec.base.describe()
     for key in spec.sampling_order:
         p = spec.search_space[key]
-        active = _condition_holds(p, data)
+        active = p.applies(data)
         if not active and not p.sample_always:
             continue
         if p.type == "categorical":
