@@ -116,9 +116,11 @@ class PruneConfig(_Section):
     target_sparsity: Optional[float] = Field(None, gt=0.0, lt=1.0, description="If set, levels = the fewest rounds reaching this sparsity.")
     scope: Literal["global", "layer"] = Field("global", description="Rank magnitudes across all layers or within each layer.")
     retrain: Literal["rewind", "finetune", "lr_rewind", "scratch"] = Field(
-        "rewind", description="After pruning: rewind to saved weights; fine-tune the current ones (whole schedule again); "
-        "lr_rewind: keep the current weights and replay the schedule from rewind_to (Renda et al. 2020); or re-initialize.")
-    rewind_to: int = Field(0, ge=0, description="Rewind point of rewind and lr_rewind (0: the start; k: after k epochs/iterations).")
+        "rewind", description="After pruning: rewind to saved weights; fine-tune the current ones (whole schedule "
+        "again); lr_rewind: keep the current weights and replay the schedule from rewind_to (Renda et al. 2020); "
+        "or re-initialize.")
+    rewind_to: int = Field(0, ge=0, description="Rewind point of rewind and lr_rewind (0: the start; "
+                           "k: after k epochs/iterations).")
     rewind_unit: Literal["epoch", "iteration"] = Field("epoch", description="Unit of rewind_to.")
     collapse_floor: Optional[float] = Field(None, ge=0.0, le=1.0, description="Collapse early stop: no further pruning once validation accuracy falls below this; a study file's `collapse_floor` sets it. Formerly `prune.stop_below` (still read).")
 

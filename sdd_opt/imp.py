@@ -306,8 +306,8 @@ def _train_level(run: _Run, level: int, teacher, precision, on_epoch, keep_check
     stats, snapshot = train_model(
         run.model, data, cfg.train, seed=cfg.seed, masks=run.masks if level > 0 else None,
         start_step=start_step, teacher=teacher, distill=cfg.distill,
-        snapshot_step=run.rewind_step if (level == 0 and run.rewind_step > 0 and cfg.prune.retrain == "rewind") else None,
-        on_epoch=on_epoch,
+        snapshot_step=run.rewind_step if (level == 0 and run.rewind_step > 0 and cfg.prune.retrain == "rewind")
+        else None, on_epoch=on_epoch,
     )
     if level == 0 and cfg.prune.retrain == "rewind":
         if snapshot is not None:

@@ -22,7 +22,8 @@ def _strip(rows):
 
 
 def _lr_rewind(tiny_overrides, *extra):
-    return load_config(None, tiny_overrides + ["train.epochs=3", "prune.retrain=lr_rewind", "prune.rewind_to=1", *extra])
+    sets = ["train.epochs=3", "prune.retrain=lr_rewind", "prune.rewind_to=1", *extra]
+    return load_config(None, tiny_overrides + sets)
 
 
 def _schedule_lr_at(cfg, steps: int, total: int, spe: int) -> float:
@@ -36,8 +37,10 @@ def _schedule_lr_at(cfg, steps: int, total: int, spe: int) -> float:
 
 
 @pytest.mark.parametrize("unit", ["epoch", "iteration"])
-def test_each_level_starts_from_the_pruned_weights_at_the_rewind_points_lr(tiny_overrides, tmp_path, monkeypatch, unit):
-    cfg = _lr_rewind(tiny_overrides, f"prune.rewind_unit={unit}", "prune.rewind_to=" + ("1" if unit == "epoch" else "5"))
+def test_each_level_starts_from_the_pruned_weights_at_the_rewind_points_lr(tiny_overrides, tmp_path, monkeypatch,
+                                                                           unit):
+    point_set = "prune.rewind_to=" + ("1" if unit == "epoch" else "5")
+    cfg = _lr_rewind(tiny_overrides, f"prune.rewind_unit={unit}", point_set)
     calls = []
     real = imp.train_model
 
