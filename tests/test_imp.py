@@ -120,10 +120,10 @@ def test_collapse_early_stop(tiny_overrides, tmp_path):
     assert res.stopped_early and len(res.rows) == 1 and "collapse_floor" in res.stop_reason
 
 
-@pytest.mark.parametrize("retrain", ["rewind", "finetune"])
+@pytest.mark.parametrize("retrain", ["rewind", "finetune", "lr_rewind"])
 def test_a_shared_dense_level_changes_no_result(tiny_overrides, tmp_path, retrain):
     """Runs that differ only in the pruning schedule share level 0, and the curve stays the same."""
-    base = tiny_overrides + [f"prune.retrain={retrain}"]
+    base = tiny_overrides + [f"prune.retrain={retrain}"] + (["prune.rewind_to=1"] if retrain == "lr_rewind" else [])
     first = load_config(None, base + ["prune.rate=0.5"])
     other = load_config(None, base + ["prune.rate=0.3"])
     run_curve(first, tmp_path / "a", share_dir=tmp_path / "shared", **quiet)
