@@ -50,7 +50,7 @@ from typing import Sequence
 
 from benchmarks import common
 
-RETRAINS = ("rewind", "finetune", "scratch")
+RETRAINS = ("rewind", "finetune", "lr_rewind", "scratch")
 
 # Defaults of the full size and of --tiny; a flag given on the command line wins over both.
 FULL = {
@@ -113,7 +113,7 @@ class Cost:
 def pruned_level_epochs(cfg, rows: Sequence[dict] = ()) -> int:
     """Epochs of one pruning level: the measured one when the curve has one, else from the config.
 
-    Rewinding to epoch k trains ``epochs - k`` epochs per pruned level; fine-tuning and
+    Rewinding (weights or learning rate) to epoch k trains ``epochs - k`` epochs per pruned level; fine-tuning and
     re-initializing train the whole schedule again. (An iteration rewind point needs the data
     size; without a measured level it is costed as a whole schedule.)
     """
@@ -121,7 +121,7 @@ def pruned_level_epochs(cfg, rows: Sequence[dict] = ()) -> int:
     if pruned:
         return int(pruned[-1])
     p, epochs = cfg.prune, cfg.train.epochs
-    if p.retrain == "rewind" and p.rewind_unit == "epoch":
+    if p.retrain in ("rewind", "lr_rewind") and p.rewind_unit == "epoch":
         return epochs - p.rewind_to
     return epochs
 

@@ -32,6 +32,10 @@ from sdd_opt.renamed import hash_spelling, is_stored, rename_dotted, rename_sect
 # rate anyone uses (0.05) 200 levels keep 0.004 % of the weights.
 MAX_LEVELS = 200
 
+# Retraining modes that restart the schedule at prune.rewind_to (rewind: weights too; lr_rewind: only the schedule).
+REWINDING = ("rewind", "lr_rewind")
+
+
 class _Section(BaseModel):
     # strict: no bool -> int, float -> int or str -> number coercion; allow_inf_nan: finite numbers only.
     model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False)
@@ -111,8 +115,12 @@ class PruneConfig(_Section):
     levels: int = Field(20, ge=0, description=f"Pruning rounds after the dense training: the curve has levels+1 rows (at most {MAX_LEVELS}).")
     target_sparsity: Optional[float] = Field(None, gt=0.0, lt=1.0, description="If set, levels = the fewest rounds reaching this sparsity.")
     scope: Literal["global", "layer"] = Field("global", description="Rank magnitudes across all layers or within each layer.")
-    retrain: Literal["rewind", "finetune", "scratch"] = Field("rewind", description="After pruning: rewind to saved weights, fine-tune the current ones, or re-initialize.")
-    rewind_to: int = Field(0, ge=0, description="Rewind point (0: the initial weights; k: weights after k epochs/iterations).")
+    retrain: Literal["rewind", "finetune", "lr_rewind", "scratch"] = Field(
+        "rewind", description="After pruning: rewind to saved weights; fine-tune the current ones (whole schedule "
+        "again); lr_rewind: keep the current weights and replay the schedule from rewind_to (Renda et al. 2020); "
+        "or re-initialize.")
+    rewind_to: int = Field(0, ge=0, description="Rewind point of rewind and lr_rewind (0: the start; "
+                           "k: after k epochs/iterations).")
     rewind_unit: Literal["epoch", "iteration"] = Field("epoch", description="Unit of rewind_to.")
     collapse_floor: Optional[float] = Field(None, ge=0.0, le=1.0, description="Collapse early stop: no further pruning once validation accuracy falls below this; a study file's `collapse_floor` sets it. Formerly `prune.stop_below` (still read).")
 
@@ -175,7 +183,7 @@ class RunConfig(_Section):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "RunConfig":
-        if self.prune.retrain == "rewind" and self.prune.rewind_to > 0 and self.prune.rewind_unit == "epoch" \
+        if self.prune.retrain in REWINDING and self.prune.rewind_to > 0 and self.prune.rewind_unit == "epoch" \
                 and self.prune.rewind_to >= self.train.epochs:
             raise ValueError(f"prune.rewind_to: must be below train.epochs ({self.train.epochs}) when rewinding to an epoch")
         return self

@@ -29,7 +29,7 @@ from typing import Callable, Optional
 import torch
 
 from sdd_opt.checkpoints import check_fits, load_checkpoint, save_atomic, write_text_atomic
-from sdd_opt.config import RunConfig, dump_config, load_config
+from sdd_opt.config import REWINDING, RunConfig, dump_config, load_config
 from sdd_opt.curve import CURVE_COLUMNS, is_collapsed, sdd_metrics
 from sdd_opt.data import load_data
 from sdd_opt.distill import get_teacher
@@ -221,7 +221,7 @@ def _start(cfg: RunConfig, out: Path) -> _Run:
     total_steps = spe * cfg.train.epochs
     p = cfg.prune
     rewind_step = 0
-    if p.retrain == "rewind":
+    if p.retrain in REWINDING:  # lr_rewind restarts the schedule there too (keeping the weights)
         rewind_step = p.rewind_to * (spe if p.rewind_unit == "epoch" else 1)
         if rewind_step >= total_steps:
             raise UserError(f"prune.rewind_to: {p.rewind_to} {p.rewind_unit}s is past the end of training ({total_steps} iterations)")
@@ -289,6 +289,8 @@ def _prune_for(run: _Run, level: int) -> int:
     if p.retrain == "rewind":
         run.model.load_state_dict(run.rewind_state)
         start_step = run.rewind_step
+    elif p.retrain == "lr_rewind":  # the pruned current weights, the schedule from the rewind point
+        start_step = run.rewind_step
     elif p.retrain == "scratch":
         torch.manual_seed(cfg.seed + 7919 * level)
         run.model.load_state_dict(run.build().state_dict())
@@ -304,7 +306,8 @@ def _train_level(run: _Run, level: int, teacher, precision, on_epoch, keep_check
     stats, snapshot = train_model(
         run.model, data, cfg.train, seed=cfg.seed, masks=run.masks if level > 0 else None,
         start_step=start_step, teacher=teacher, distill=cfg.distill,
-        snapshot_step=run.rewind_step if (level == 0 and run.rewind_step > 0) else None, on_epoch=on_epoch,
+        snapshot_step=run.rewind_step if (level == 0 and run.rewind_step > 0 and cfg.prune.retrain == "rewind")
+        else None, on_epoch=on_epoch,
     )
     if level == 0 and cfg.prune.retrain == "rewind":
         if snapshot is not None:

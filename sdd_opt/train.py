@@ -45,6 +45,7 @@ class TrainStats:
     epochs: int
     steps: int
     seconds: float
+    lr_start: float = float("nan")  # the learning rate of the first step (the schedule at start_step)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -162,6 +163,7 @@ def train_model(
     channels_last = _prepare_model(model, device, channels_last)
     stepper = _Stepper.build(model, data, cfg, device, masks, teacher, distill, total, spe, start_step)
     model.train()
+    lr_start = stepper.opt.param_groups[0]["lr"]
     snapshot = None
     step = start_step
     t0 = time.perf_counter()
@@ -182,7 +184,7 @@ def train_model(
         if on_epoch:
             on_epoch(epoch + 1, cfg.epochs)
     stats = TrainStats(train_acc=meter.accuracy(), loss=mean_loss, epochs=cfg.epochs - first_epoch,
-                       steps=step - start_step, seconds=time.perf_counter() - t0)
+                       steps=step - start_step, seconds=time.perf_counter() - t0, lr_start=lr_start)
     return stats, snapshot
 
 

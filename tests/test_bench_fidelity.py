@@ -67,6 +67,8 @@ def test_level_and_teacher_costs_from_the_config(tiny_cfg):
     cfg.prune.rewind_to = 3
     assert fid.pruned_level_epochs(cfg) == 7  # rewinding to epoch 3 retrains the last 7
     assert fid.pruned_level_epochs(cfg, [{"epochs": 10}, {"epochs": 6}]) == 6  # a measured level wins
+    cfg.prune.retrain = "lr_rewind"
+    assert fid.pruned_level_epochs(cfg) == 7  # so does replaying the learning rate from epoch 3
     cfg.prune.retrain = "finetune"
     assert fid.pruned_level_epochs(cfg) == 10
     assert fid.teacher_epochs(cfg) == 0

@@ -70,6 +70,7 @@ def test_resume_refuses_a_different_config_and_a_corrupt_checkpoint(tiny_cfg, ti
 
 @pytest.mark.parametrize("extra", [
     ["prune.retrain=finetune"], ["prune.retrain=scratch"], ["prune.rewind_to=1"],
+    ["prune.retrain=lr_rewind", "prune.rewind_to=1"],
     ["prune.rewind_to=3", "prune.rewind_unit=iteration"], ["prune.scope=layer"], ["train.schedule=multistep", "train.milestones=[1]"],
     ["train.schedule=cosine"], ["train.precision=bf16"],
 ])
@@ -77,7 +78,7 @@ def test_retrain_modes_and_schedules_run(tiny_overrides, tmp_path, extra):
     cfg = load_config(None, tiny_overrides + extra)
     res = run_curve(cfg, tmp_path / "r", **quiet)
     assert len(res.rows) == 3 and res.rows[-1]["sparsity"] == pytest.approx(0.36, abs=1e-3)
-    if "prune.rewind_to=1" in extra:
+    if "prune.rewind_to=1" in extra:  # rewind and lr_rewind retrain the schedule's last epoch only
         assert res.rows[1]["epochs"] == 1 and res.rows[0]["epochs"] == 2
 
 
@@ -119,10 +120,10 @@ def test_collapse_early_stop(tiny_overrides, tmp_path):
     assert res.stopped_early and len(res.rows) == 1 and "collapse_floor" in res.stop_reason
 
 
-@pytest.mark.parametrize("retrain", ["rewind", "finetune"])
+@pytest.mark.parametrize("retrain", ["rewind", "finetune", "lr_rewind"])
 def test_a_shared_dense_level_changes_no_result(tiny_overrides, tmp_path, retrain):
     """Runs that differ only in the pruning schedule share level 0, and the curve stays the same."""
-    base = tiny_overrides + [f"prune.retrain={retrain}"]
+    base = tiny_overrides + [f"prune.retrain={retrain}"] + (["prune.rewind_to=1"] if retrain == "lr_rewind" else [])
     first = load_config(None, base + ["prune.rate=0.5"])
     other = load_config(None, base + ["prune.rate=0.3"])
     run_curve(first, tmp_path / "a", share_dir=tmp_path / "shared", **quiet)
