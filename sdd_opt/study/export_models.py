@@ -81,8 +81,14 @@ def write_point(trial: optuna.trial.FrozenTrial, level: int, folder: Path, store
         info.update(weights="retrained", reason="no weights stored (a study run before weights were kept)"
                     if aid is None else "its weights are no longer in the artifact store")
         log(f"trial {trial.number} level {level}: {info['reason']}; retraining it from its config")
+        recorded = row
         with tempfile.TemporaryDirectory(prefix=".retrain-", dir=folder) as tmp:
             row = retrain_level(data, level, folder / MODEL_FILE, Path(tmp), log)
+        if recorded is not None:
+            info["recorded"] = {k: recorded.get(k) for k in ("val_acc", "test_acc", "sparsity")}
+            same = all(recorded.get(k) == row.get(k) for k in ("val_acc", "test_acc", "sparsity"))
+            log(f"trial {trial.number} level {level}: retrained: test acc {row['test_acc']:.4f} "
+                f"(recorded {recorded['test_acc']:.4f}{'' if same else ', differs: another machine or library'})")
     ckpt = load_checkpoint(folder / MODEL_FILE)
     if int(ckpt.get("level", level)) != level:
         raise UserError(f"{folder / MODEL_FILE}: holds level {ckpt.get('level')}, expected {level}")

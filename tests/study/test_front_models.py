@@ -1,0 +1,133 @@
+"""Front models: a study keeps the weights of its all-levels front, drops the rest after a grace
+period, and ``study export --weights`` turns the front into loadable models."""
+
+import io
+import json
+import shutil
+
+import optuna
+import pytest
+import torch
+import yaml
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.trial import TrialState, create_trial
+
+from sdd_opt.exported import evaluate_model, folder_metrics, load_model
+from sdd_opt.study.front_models import OFF_ATTR_PREFIX, Sweeper, front_pairs
+from sdd_opt.study.pareto import levels_front
+from sdd_opt.study.runner import load_stored
+from sdd_opt.testing import run_cli, tiny_study
+
+
+# ---------------------------------------------------------------------- the front and the sweep
+def test_front_pairs_keep_the_lowest_of_equal_points_and_drop_dominated_ones():
+    pts = [(3, 1, 0.9, 0.5), (1, 2, 0.9, 0.5), (1, 0, 0.95, 0.0), (2, 0, 0.8, 0.0), (2, 1, 0.85, 0.5), (2, 2, 0.7, 0.9),
+           (4, 0, float("nan"), 0.99)]
+    assert front_pairs(pts) == {(1, 2), (1, 0), (2, 2)}
+
+
+def _curve(*points):
+    return [{"level": i, "val_acc": v, "sparsity": s, "test_acc": v} for i, (v, s) in enumerate(points)]
+
+
+def _trial(state, curve, weights):
+    values = [curve[-1]["val_acc"], curve[-1]["sparsity"]] if state == TrialState.COMPLETE else None
+    return create_trial(state=state, values=values, user_attrs={"curve": curve, "weights": weights})
+
+
+def test_sweeper_deletes_weights_off_the_front_only_after_the_grace_period(tmp_path):
+    store = FileSystemArtifactStore(tmp_path)
+    for aid in ("a0", "a1", "b1", "f0", "r0"):
+        store.write(aid, io.BytesIO(b"w"))
+    study = optuna.create_study(directions=["maximize", "maximize"])
+    study.add_trial(_trial(TrialState.COMPLETE, _curve((0.95, 0.0), (0.7, 0.5)), {"0": "a0", "1": "a1"}))
+    study.add_trial(_trial(TrialState.FAIL, _curve((0.5, 0.0)), {"0": "f0"}))
+    now = [1000.0]
+    sweeper = Sweeper(store, grace=60, clock=lambda: now[0], log=lambda m: None)
+    assert sweeper.sweep(study) == 1  # the failed trial's weights: no reader, gone at once
+    assert not (tmp_path / "f0").exists() and (tmp_path / "a1").exists()
+    # trial 2 dominates trial 0's level 1; a running trial's weights are never touched
+    study.add_trial(_trial(TrialState.COMPLETE, _curve((0.75, 0.0), (0.9, 0.5)), {"1": "b1"}))
+    study.add_trial(_trial(TrialState.RUNNING, _curve((0.1, 0.0)), {"0": "r0"}))
+    assert sweeper.sweep(study) == 0
+    assert study.user_attrs[f"{OFF_ATTR_PREFIX}0"] == {"1": 1000.0}  # seen off the front now
+    now[0] += 59
+    other = Sweeper(store, grace=60, clock=lambda: now[0], log=lambda m: None)  # another worker: same record
+    assert other.sweep(study) == 0 and (tmp_path / "a1").exists()
+    now[0] += 1
+    assert other.sweep(study) == 1
+    assert not (tmp_path / "a1").exists()
+    assert {p.name for p in tmp_path.iterdir()} == {"a0", "b1", "r0"}
+    assert study.user_attrs[f"{OFF_ATTR_PREFIX}0"] == {"1": 1000.0}  # the first sighting stands
+
+
+# ---------------------------------------------------------------------- a whole tiny study
+@pytest.fixture
+def study_with_weights(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SDD_OPT_WEIGHTS_GRACE", "0")
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_study(tmp_path, levels=3, budget={"n_trials": 4})))
+    url = f"sqlite:///{tmp_path / 'tiny.db'}"
+    code, out, err = run_cli(capsys, "study", "run", str(path), "--storage", url, "--artifacts",
+                             str(tmp_path / "art"), "--jobs", "1", "--no-progress")
+    assert code == 0, err
+    return url, tmp_path
+
+
+def _kept(study):
+    return {(t.number, int(k)): v for t in study.get_trials() for k, v in (t.user_attrs.get("weights") or {}).items()}
+
+
+def test_export_weights_gives_models_with_the_recorded_test_accuracy(study_with_weights, capsys):
+    url, tmp = study_with_weights
+    study, spec = load_stored("tiny", optuna.storages.RDBStorage(url))
+    front = levels_front(study, spec)
+    pairs = set(zip(front["trial"], front["level"]))
+    kept = _kept(study)
+    # the store holds the weights of the front's levels, and (grace 0) nothing else
+    stored = {p.name for p in (tmp / "art").glob("sdd-weights-*")}
+    assert pairs <= set(kept) and stored == {kept[p] for p in pairs}
+    # run directories keep only the last level (staged levels dropped); delete them all before exporting
+    for run in (tmp / "art" / "runs").iterdir():
+        assert len(list((run / "checkpoints").glob("level_*.pt"))) <= 1
+    shutil.rmtree(tmp / "art" / "runs")
+    shutil.rmtree(tmp / "art" / "shared")
+    code, out, err = run_cli(capsys, "study", "export", "tiny", "--storage", url, "--artifacts", str(tmp / "art"),
+                             "--out", str(tmp / "exp"), "--weights")
+    assert code == 0, err
+    assert f"wrote {len(front)} model folder(s)" in out and f"{len(front)} from the artifact store, 0 retrained" in out
+    table = (tmp / "exp" / "front.csv").read_text().splitlines()
+    assert len(table) == len(front) + 1 and table[0].endswith("folder,weights")
+    for _, row in front.iterrows():
+        folder = tmp / "exp" / f"trial{row['trial']:04d}_level{row['level']:02d}"
+        ckpt = torch.load(folder / "model.pt", weights_only=True)
+        assert set(ckpt) >= {"state_dict", "masks", "level", "sparsity"} and ckpt["level"] == row["level"]
+        model = load_model(folder)
+        assert isinstance(model, torch.nn.Module) and not model.training
+        assert evaluate_model(folder, model=model) == row["test_acc"]  # exactly the recorded value
+        assert evaluate_model(folder, "val") == row["val_acc"]
+        assert folder_metrics(folder)["test_acc"] == row["test_acc"]
+        prov = json.loads((folder / "provenance.json").read_text())
+        assert prov["weights"] == "stored" and prov["trial"] == row["trial"] and "torch" in prov["trial_versions"]
+
+
+def test_a_level_without_weights_is_retrained_and_the_export_says_so(study_with_weights, capsys):
+    url, tmp = study_with_weights
+    study, spec = load_stored("tiny", optuna.storages.RDBStorage(url))
+    row = levels_front(study, spec).iloc[-1]
+    (tmp / "art" / _kept(study)[(row["trial"], row["level"])]).unlink()  # e.g. a study from before weights were kept
+    code, out, err = run_cli(capsys, "study", "export", "tiny", "--storage", url, "--artifacts", str(tmp / "art"),
+                             "--out", str(tmp / "exp"), "--weights")
+    assert code == 0, err
+    assert f"trial {row['trial']} level {row['level']}: its weights are no longer in the artifact store; " \
+           "retraining it from its config" in out and "1 retrained" in out
+    folder = tmp / "exp" / f"trial{row['trial']:04d}_level{row['level']:02d}"
+    assert json.loads((folder / "provenance.json").read_text())["weights"] == "retrained"
+    assert evaluate_model(folder) == row["test_acc"]  # on the CPU the retrained level is the same model
+
+
+def test_load_model_refuses_a_folder_that_is_not_an_export(tmp_path):
+    from sdd_opt.errors import UserError
+
+    with pytest.raises(UserError, match="no config.yaml"):
+        load_model(tmp_path)
