@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import torch
 
@@ -75,7 +74,7 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> torch.
 
 
 def evaluate_model(folder: str | Path, split: str = "test", device: str = "cpu",
-                   model: Optional[torch.nn.Module] = None) -> float:
+                   model: torch.nn.Module | None = None) -> float:
     """Accuracy of an exported point's model on its dataset's ``split`` (train, val or test), loaded
     with the folder's config and seed: the same split the study measured."""
     from sdd_opt.data import load_data

@@ -13,14 +13,14 @@
 from __future__ import annotations
 
 import os
-from typing import BinaryIO, Optional
+from typing import BinaryIO
 
 from sdd_opt.errors import UserError
 
 REMOTE_SCHEMES = ("s3://", "gs://")
 
 
-def is_remote(value: Optional[str]) -> bool:
+def is_remote(value: str | None) -> bool:
     return bool(value) and str(value).startswith(REMOTE_SCHEMES)
 
 
@@ -63,7 +63,7 @@ def _remote(value: str):
     return PrefixedStore(store, prefix) if prefix else store
 
 
-def open_artifact_store(storage_url: str, artifacts: Optional[str] = None):
+def open_artifact_store(storage_url: str, artifacts: str | None = None):
     """The artifact store for ``--artifacts`` (else ``$SDD_OPT_ARTIFACTS``, else beside the storage)."""
     from sdd_opt.study.storage import ENV_ARTIFACTS, artifact_store, resolve_artifacts
 

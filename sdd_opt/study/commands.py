@@ -158,6 +158,7 @@ def _work(s, spec, url, *, n_trials, timeout, device, threads, artifacts, progre
     on_trial = _study_progress(s, spec, n_trials) if os.environ.get("SDD_OPT_LOCAL_WORKER") != "1" else None
     try:
         res = work(s, obj, n_trials=n_trials, timeout=timeout, log=click.echo, on_trial=on_trial)
+        obj.sweep_weights(s)  # the last trials' dominated front weights (study/front_models.py)
     except KeyboardInterrupt as exc:
         term = "signal" in str(exc)
         click.echo(f"\n{'terminated' if term else 'interrupted'}: the running trial was marked failed with its reason "

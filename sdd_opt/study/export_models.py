@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import optuna
 import pandas as pd
@@ -36,7 +36,7 @@ def point_name(trial: int, level: int) -> str:
     return f"trial{trial:04d}_level{level:02d}"
 
 
-def _seed_row(rec: TrialRecord, level: int) -> Optional[dict]:
+def _seed_row(rec: TrialRecord, level: int) -> dict | None:
     """The first seed's recorded row of ``level`` (the seed whose weights are kept)."""
     seed = rec.seeds[0] if rec.seeds else None
     rows = rec.seed_curves.get(seed) if seed is not None else None

@@ -38,8 +38,8 @@ import math
 import os
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable, Optional
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -161,7 +161,7 @@ def _remove(store, artifact_id: str) -> bool:
 class Sweeper:
     """Deletes the weights of levels that fell off the front, ``grace`` seconds after (module docstring)."""
 
-    def __init__(self, store, *, grace: Optional[float] = None, clock: Callable[[], float] = time.time,
+    def __init__(self, store, *, grace: float | None = None, clock: Callable[[], float] = time.time,
                  log: Callable[[str], None] = print):
         self.store = store
         self.grace = grace_seconds() if grace is None else grace

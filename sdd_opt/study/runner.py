@@ -237,8 +237,6 @@ def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] =
                     if consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
                         res.stop = f"{consecutive_failures} trials failed in a row; stopping this worker"
                         break
-            if hasattr(objective, "sweep_weights"):
-                objective.sweep_weights(study)  # the last trials' dominated weights (module front_models)
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, Terminated)
         res.stop = "terminated (SIGTERM)" if terminated else "interrupted (Ctrl-C)"

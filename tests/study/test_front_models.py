@@ -68,7 +68,7 @@ def study_with_weights(tmp_path, capsys, monkeypatch):
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(tiny_study(tmp_path, levels=3, budget={"n_trials": 4})))
     url = f"sqlite:///{tmp_path / 'tiny.db'}"
-    code, out, err = run_cli(capsys, "study", "run", str(path), "--storage", url, "--artifacts",
+    code, _, err = run_cli(capsys, "study", "run", str(path), "--storage", url, "--artifacts",
                              str(tmp_path / "art"), "--jobs", "1", "--no-progress")
     assert code == 0, err
     return url, tmp_path
