@@ -131,3 +131,42 @@ def test_load_model_refuses_a_folder_that_is_not_an_export(tmp_path):
 
     with pytest.raises(UserError, match="no config.yaml"):
         load_model(tmp_path)
+
+
+# ---------------------------------------------------------------------- several workers, PostgreSQL
+def test_two_workers_on_postgresql_export_models_without_their_run_directories(tmp_path, capsys, monkeypatch):
+    """Two workers (one process each) share the study and the artifact store; their run directories
+    are deleted before the export, which still loads every front model from the store."""
+    from .db import server_url, tracked_studies, unique_name
+    from .test_distributed import Worker, create, worker_here, write_study
+
+    url = server_url("postgresql")
+    monkeypatch.setenv("SDD_OPT_WEIGHTS_GRACE", "0")
+    path = write_study(tmp_path, levels=3)
+    with tracked_studies(url) as names:
+        name = unique_name()
+        names.append(name)
+        create(capsys, path, url, name)
+        other = Worker(tmp_path, name, url, 4, "b")
+        code, out = worker_here(capsys, tmp_path, name, url, 4)
+        assert code == 0, out
+        assert other.wait() == 0, other.text()
+        study, spec = load_stored(name, optuna.storages.RDBStorage(url))
+        done = study.get_trials(states=(TrialState.COMPLETE,))
+        assert len(done) == 4 and len({t.user_attrs["run_dirs"][0] for t in done}) >= 2
+        front = levels_front(study, spec)
+        kept = _kept(study)
+        assert {p.name for p in (tmp_path / "art").glob("sdd-weights-*")} == \
+            {kept[p] for p in zip(front["trial"], front["level"]) if p in kept}  # nothing off the front is kept
+        for sub in ("runs", "shared", "teachers"):
+            shutil.rmtree(tmp_path / "art" / sub, ignore_errors=True)
+        code, out, err = run_cli(capsys, "study", "export", name, "--storage", url, "--artifacts",
+                                 str(tmp_path / "art"), "--out", str(tmp_path / "exp"), "--weights")
+        assert code == 0, err
+        assert f"wrote {len(front)} model folder(s)" in out
+        stored = 0
+        for _, row in front.iterrows():
+            folder = tmp_path / "exp" / f"trial{row['trial']:04d}_level{row['level']:02d}"
+            assert evaluate_model(folder) == row["test_acc"]
+            stored += json.loads((folder / "provenance.json").read_text())["weights"] == "stored"
+        assert stored == sum(1 for p in zip(front["trial"], front["level"]) if p in kept) >= 1
