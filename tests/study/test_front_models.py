@@ -170,3 +170,38 @@ def test_two_workers_on_postgresql_export_models_without_their_run_directories(t
             assert evaluate_model(folder) == row["test_acc"]
             stored += json.loads((folder / "provenance.json").read_text())["weights"] == "stored"
         assert stored == sum(1 for p in zip(front["trial"], front["level"]) if p in kept) >= 1
+
+
+# ---------------------------------------------------------------------- an S3 artifact store
+def test_an_s3_artifact_store_keeps_the_weights_and_serves_the_export(tmp_path, capsys, monkeypatch):
+    """``--artifacts s3://BUCKET/PREFIX`` (moto's in-process S3): weights and curves go to the bucket,
+    run directories stay on the worker, and an export from another directory needs only the bucket."""
+    pytest.importorskip("boto3", reason="pip install -e '.[s3]'")
+    moto = pytest.importorskip("moto", reason="pip install -e '.[dev]'")
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("SDD_OPT_WEIGHTS_GRACE", "0")
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_study(tmp_path, levels=2, budget={"n_trials": 2})))
+    url = f"sqlite:///{tmp_path / 'worker' / 'tiny.db'}"
+    (tmp_path / "worker").mkdir()
+    with moto.mock_aws():
+        boto3.client("s3").create_bucket(Bucket="sdd")
+        code, _, err = run_cli(capsys, "study", "run", str(path), "--storage", url, "--artifacts", "s3://sdd/studies",
+                               "--jobs", "1", "--no-progress")
+        assert code == 0, err
+        keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="sdd")["Contents"]}
+        assert all(k.startswith("studies/") for k in keys)
+        assert any(k.startswith("studies/sdd-weights-") for k in keys)
+        assert (tmp_path / "worker" / "artifacts" / "runs").is_dir()  # run directories stay local
+        shutil.rmtree(tmp_path / "worker" / "artifacts")
+        code, out, err = run_cli(capsys, "study", "export", "tiny", "--storage", url, "--artifacts", "s3://sdd/studies",
+                                 "--out", str(tmp_path / "exp"), "--weights")
+        assert code == 0, err
+    assert " 0 retrained" in out
+    study, spec = load_stored("tiny", optuna.storages.RDBStorage(url))
+    for _, row in levels_front(study, spec).iterrows():
+        assert evaluate_model(tmp_path / "exp" / f"trial{row['trial']:04d}_level{row['level']:02d}") == row["test_acc"]
