@@ -325,6 +325,8 @@ def _print_summary(s, spec, url) -> None:
         click.echo(_measure_line(s, spec))
     click.echo(f"\nopen the dashboard:  sdd-opt dashboard --storage '{masked(url)}'")
     click.echo(f"export the front:    sdd-opt study export {spec.name} --storage '{masked(url)}' --out exported/{spec.name}")
+    click.echo(f"export its models:   sdd-opt study export {spec.name} --storage '{masked(url)}' --weights "
+               f"--out exported/{spec.name}-models")
 
 
 @study.command("status")

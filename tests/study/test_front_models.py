@@ -201,7 +201,26 @@ def test_an_s3_artifact_store_keeps_the_weights_and_serves_the_export(tmp_path, 
         code, out, err = run_cli(capsys, "study", "export", "tiny", "--storage", url, "--artifacts", "s3://sdd/studies",
                                  "--out", str(tmp_path / "exp"), "--weights")
         assert code == 0, err
+        _dashboard_serves_a_curve_from(url, "s3://sdd/studies")
     assert " 0 retrained" in out
     study, spec = load_stored("tiny", optuna.storages.RDBStorage(url))
     for _, row in levels_front(study, spec).iterrows():
         assert evaluate_model(tmp_path / "exp" / f"trial{row['trial']:04d}_level{row['level']:02d}") == row["test_acc"]
+
+
+def _dashboard_serves_a_curve_from(url, artifacts):
+    """``sdd-opt dashboard --artifacts s3://...``: the app reads the trials' curve.png from the bucket."""
+    from wsgiref.util import setup_testing_defaults
+
+    from sdd_opt.report.dashboard import make_app
+
+    app, _ = make_app(url, artifacts)
+    study = optuna.load_study(study_name="tiny", storage=url)
+    trial = study.get_trials()[0]
+    meta = [m for m in optuna.artifacts.get_all_artifact_meta(trial, storage=study._storage)
+            if m.filename == "curve.png"][0]
+    environ = {"PATH_INFO": f"/artifacts/{study._study_id}/{trial._trial_id}/{meta.artifact_id}"}
+    setup_testing_defaults(environ)
+    status = []
+    body = b"".join(app(environ, lambda s, h, *a: status.append(s)))
+    assert status[0].startswith("200") and body[:8] == b"\x89PNG\r\n\x1a\n"
