@@ -3,7 +3,7 @@ the replayed count of front levels matches the study's front."""
 
 from pathlib import Path
 
-from benchmarks.weights_disk import checkpoint_bytes, replay_front
+from benchmarks.weights_disk import checkpoint_bytes, main, replay_front
 from sdd_opt.imp import run_curve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,6 +16,9 @@ def test_checkpoint_bytes_is_the_size_of_a_written_level_checkpoint(tiny_cfg, tm
     assert abs(measured - written) <= 1024 and weights > 0  # the zip entries are named after the file
 
 
-def test_replayed_default_study_keeps_far_fewer_levels_than_it_trains():
+def test_replayed_default_study_keeps_far_fewer_levels_than_it_trains(capsys):
     r = replay_front(ROOT / "studies/mnist1d_search.yaml", ROOT / "benchmarks/data/mnist1d_curves.csv", 4)
     assert r["trials"] == 4 and 1 <= r["front"] <= r["uploaded"] < r["levels"]
+    main(["--n-trials", "4"])  # the documented command, on 4 trials
+    out = capsys.readouterr().out
+    assert "KiB per level checkpoint" in out and "100 trials x 25 levels = 2500 levels" in out

@@ -211,14 +211,18 @@ class Objective:
                 trial.set_user_attr(key, done)
                 return self.level_stop(trial, done)
 
+            keep = "all" if self.store is not None and seed == seeds[0] else "last"  # front weights staged
             try:
                 with run_lock(run_dir, self.log):
                     reused = len(read_curve(run_dir / "curve.csv"))  # levels an earlier trial or try finished
-                    keep = "all" if self.store is not None and seed == seeds[0] else "last"  # front weights staged
                     res = run_curve(run_cfg, run_dir, resume=True, on_level=on_level, keep_checkpoints=keep,
                                     progress=self.progress, log=self.log, share_dir=self.runs.parent / "shared")
             except DivergedError as exc:
                 trial.set_user_attr("fail_reason", f"seed {seed}: {exc}")
+                if keep == "all":  # a diverged run resumes to the same divergence: no staged level is needed
+                    from sdd_opt.study.front_models import drop_staged
+
+                    drop_staged(run_dir)
                 raise
             trial.set_user_attr(key, res.rows)
             curves.append(res.rows)
