@@ -71,3 +71,14 @@ def open_artifact_store(storage_url: str, artifacts: str | None = None):
     if is_remote(value):
         return _remote(value)
     return artifact_store(resolve_artifacts(storage_url, artifacts))
+
+
+def check_artifacts(artifacts: Optional[str] = None) -> None:
+    """Refuse a malformed ``--artifacts`` URL (or a missing client library) before anything is stored."""
+    from sdd_opt.study.front_models import grace_seconds
+    from sdd_opt.study.storage import ENV_ARTIFACTS
+
+    value = artifacts or os.environ.get(ENV_ARTIFACTS)
+    if is_remote(value):
+        _remote(value)
+    grace_seconds()

@@ -178,9 +178,11 @@ def run_study(spec, storage, *, jobs, seed_with_paper, n_trials, timeout, device
     """
     from sdd_opt.study import local_workers as lw
     from sdd_opt.study.paper import enqueue_paper_trials
+    from sdd_opt.study.artifact_stores import check_artifacts
     from sdd_opt.study.runner import create_or_resume
 
     _check_device(device)
+    check_artifacts(artifacts)
     n_trials = n_trials or spec.file.budget.n_trials
     timeout = timeout or spec.file.budget.timeout
     if n_trials is None and timeout is None:

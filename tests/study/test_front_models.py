@@ -224,3 +224,19 @@ def _dashboard_serves_a_curve_from(url, artifacts):
     status = []
     body = b"".join(app(environ, lambda s, h, *a: status.append(s)))
     assert status[0].startswith("200") and body[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(("env", "artifacts", "message"), [
+    ({"SDD_OPT_WEIGHTS_GRACE": "soon"}, None, "error: $SDD_OPT_WEIGHTS_GRACE: 'soon' is not a number of seconds"),
+    ({}, "s3://", "error: --artifacts s3://: expected s3://BUCKET[/PREFIX]"),
+])
+def test_bad_weights_settings_are_refused_before_anything_is_stored(tmp_path, capsys, monkeypatch, env, artifacts,
+                                                                     message):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_study(tmp_path)))
+    extra = ["--artifacts", artifacts] if artifacts else []
+    code, _, err = run_cli(capsys, "study", "run", str(path), "--storage", f"sqlite:///{tmp_path / 'x.db'}", *extra)
+    assert code == 2 and err.strip() == message
+    assert not (tmp_path / "x.db").exists()
