@@ -73,7 +73,7 @@ def open_artifact_store(storage_url: str, artifacts: str | None = None):
     return artifact_store(resolve_artifacts(storage_url, artifacts))
 
 
-def check_artifacts(artifacts: Optional[str] = None) -> None:
+def check_artifacts(artifacts: str | None = None) -> None:
     """Refuse a malformed ``--artifacts`` URL (or a missing client library) before anything is stored."""
     from sdd_opt.study.front_models import grace_seconds
     from sdd_opt.study.storage import ENV_ARTIFACTS

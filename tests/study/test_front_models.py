@@ -217,8 +217,8 @@ def _dashboard_serves_a_curve_from(url, artifacts):
     app, _ = make_app(url, artifacts)
     study = optuna.load_study(study_name="tiny", storage=url)
     trial = study.get_trials()[0]
-    meta = [m for m in optuna.artifacts.get_all_artifact_meta(trial, storage=study._storage)
-            if m.filename == "curve.png"][0]
+    meta = next(m for m in optuna.artifacts.get_all_artifact_meta(trial, storage=study._storage)
+                if m.filename == "curve.png")
     environ = {"PATH_INFO": f"/artifacts/{study._study_id}/{trial._trial_id}/{meta.artifact_id}"}
     setup_testing_defaults(environ)
     status = []
