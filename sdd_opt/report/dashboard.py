@@ -199,13 +199,14 @@ def make_app(storage_url: Optional[str], artifacts: Optional[str], *, sdd_plots:
     """The dashboard's WSGI app (used by ``serve`` and by tests on a free port) and the storage URL."""
     from optuna_dashboard import wsgi
 
-    from sdd_opt.study.storage import StorageSettings, artifact_store, open_storage, resolve_artifacts, resolve_url
+    from sdd_opt.study.artifact_stores import open_artifact_store
+    from sdd_opt.study.storage import StorageSettings, open_storage, resolve_url
 
     url = resolve_url(storage_url)
     storage = dashboard_view(open_storage(url, StorageSettings(heartbeat_interval=None, grace_period=None,
                                                                max_retry=None, threads=4,
                                                                must_exist=True)))
-    store = artifact_store(resolve_artifacts(url, artifacts))
+    store = open_artifact_store(url, artifacts)
     app = wsgi(storage, artifact_store=store)
     return (SddPlots(app, storage) if sdd_plots else app), url
 

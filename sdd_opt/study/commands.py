@@ -19,7 +19,9 @@ from sdd_opt.errors import UserError
 
 STORAGE_HELP = "Storage URL (sqlite:///..., postgresql+psycopg://..., mysql+pymysql://..., grpc://HOST:PORT). " \
                "Default: $SDD_OPT_STORAGE or sqlite:///storage/sdd_opt.db."
-ARTIFACTS_HELP = "Artifact store and trial run directories. Default: $SDD_OPT_ARTIFACTS or 'artifacts' beside the SQLite file (storage/artifacts)."
+ARTIFACTS_HELP = "Artifact store (curves, front weights) and trial run directories: DIR, or s3://BUCKET[/PREFIX] or " \
+                 "gs://BUCKET[/PREFIX] for workers on several machines (run directories then stay local). " \
+                 "Default: $SDD_OPT_ARTIFACTS or 'artifacts' beside the SQLite file (storage/artifacts)."
 
 
 def _storage_option(f):
@@ -148,12 +150,15 @@ def _work(s, spec, url, *, n_trials, timeout, device, threads, artifacts, progre
 
         obj = ReplayObjective(spec, replay, log=click.echo)
     else:
+        from sdd_opt.study.artifact_stores import open_artifact_store
+
         obj = Objective(spec, resolve_artifacts(url, artifacts), device=device, threads=threads, progress=progress,
-                        log=click.echo)
+                        log=click.echo, store=open_artifact_store(url, artifacts))
     # worker 0 of `study run --jobs N` speaks for all
     on_trial = _study_progress(s, spec, n_trials) if os.environ.get("SDD_OPT_LOCAL_WORKER") != "1" else None
     try:
         res = work(s, obj, n_trials=n_trials, timeout=timeout, log=click.echo, on_trial=on_trial)
+        obj.sweep_weights(s)  # the last trials' dominated front weights (study/front_models.py)
     except KeyboardInterrupt as exc:
         term = "signal" in str(exc)
         click.echo(f"\n{'terminated' if term else 'interrupted'}: the running trial was marked failed with its reason "
@@ -173,9 +178,11 @@ def run_study(spec, storage, *, jobs, seed_with_paper, n_trials, timeout, device
     """
     from sdd_opt.study import local_workers as lw
     from sdd_opt.study.paper import enqueue_paper_trials
+    from sdd_opt.study.artifact_stores import check_artifacts
     from sdd_opt.study.runner import create_or_resume
 
     _check_device(device)
+    check_artifacts(artifacts)
     n_trials = n_trials or spec.file.budget.n_trials
     timeout = timeout or spec.file.budget.timeout
     if n_trials is None and timeout is None:
@@ -320,6 +327,8 @@ def _print_summary(s, spec, url) -> None:
         click.echo(_measure_line(s, spec))
     click.echo(f"\nopen the dashboard:  sdd-opt dashboard --storage '{masked(url)}'")
     click.echo(f"export the front:    sdd-opt study export {spec.name} --storage '{masked(url)}' --out exported/{spec.name}")
+    click.echo(f"export its models:   sdd-opt study export {spec.name} --storage '{masked(url)}' --weights "
+               f"--out exported/{spec.name}-models")
 
 
 @study.command("status")
@@ -369,19 +378,37 @@ def pareto(name, storage, levels, fmt) -> None:
 @click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
 @click.option("--levels", is_flag=True, help="One config per Pareto-optimal level (over all levels of all trials; "
               "the default for a study whose objectives are not val_acc and sparsity, e.g. curve_hv).")
+@click.option("--weights", is_flag=True, help="One folder per point of the front over all levels: config.yaml, "
+              "model.pt (load with sdd_opt.load_model), metrics.json, provenance.json. Weights come from the "
+              "artifact store; a level without them is retrained from its config (the output says which).")
+@click.option("--artifacts", default=None, metavar="DIR", help=ARTIFACTS_HELP)
 @_storage_option
-def export(name, out, fmt, levels, storage) -> None:
-    """Write one run config per Pareto-optimal trial of NAME, plus front.csv.
+def export(name, out, fmt, levels, weights, artifacts, storage) -> None:
+    """Write one run config per Pareto-optimal trial of NAME, plus front.csv (with --weights: the models).
 
     Each config re-runs with `sdd-opt train --config FILE` and ends at the trial's selected point.
     """
     from sdd_opt.paths import check_output_dir
-    from sdd_opt.study.export import export_front
 
     check_output_dir(out)
-    s, spec, _ = _load(name, storage)
+    s, spec, url = _load(name, storage)
+    if weights:
+        _export_weights(s, spec, url, Path(out), artifacts)
+        return
+    from sdd_opt.study.export import export_front
+
     table = export_front(s, spec, Path(out), fmt, levels or front_of_levels(spec))
     click.echo(f"wrote {len(table)} config(s) and front.csv to {out}")
+
+
+def _export_weights(s, spec, url, out: Path, artifacts) -> None:
+    from sdd_opt.study.artifact_stores import open_artifact_store
+    from sdd_opt.study.export_models import export_models
+
+    table = export_models(s, spec, out, open_artifact_store(url, artifacts), log=click.echo)
+    retrained = int((table["weights"] == "retrained").sum())
+    click.echo(f"wrote {len(table)} model folder(s) (front over all levels) and front.csv to {out}: "
+               f"{len(table) - retrained} from the artifact store, {retrained} retrained")
 
 
 @click.command()

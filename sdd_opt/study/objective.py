@@ -5,7 +5,8 @@ For each of the study's ``repeats`` seeds the trial runs (or resumes, or reuses)
 the level picked by the study's ``select`` rule on the seed-mean validation curve.
 
 What a trial stores is :class:`sdd_opt.study.record.TrialRecord` (user attrs), plus the
-artifacts ``curve.csv``, ``curve_seed<k>.csv`` and ``curve.png``.
+artifacts ``curve.csv``, ``curve_seed<k>.csv`` and ``curve.png``, and the weights of its levels
+on the study's front (:mod:`sdd_opt.study.front_models`).
 """
 
 from __future__ import annotations
@@ -109,11 +110,13 @@ class Objective:
 
     def __init__(self, spec: StudySpec, artifacts_dir: Path, *, budget: Optional[int] = None,
                  device: Optional[str] = None, threads: Optional[int] = None, progress: bool = False,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, store=None):
+        from sdd_opt.study.front_models import Sweeper
         from sdd_opt.study.storage import artifact_store, runs_dir
 
         self.spec = spec
-        self.store = artifact_store(artifacts_dir)
+        self.store = store if store is not None else artifact_store(artifacts_dir)
+        self.sweeper = Sweeper(self.store, log=log)
         self.runs = runs_dir(artifacts_dir)
         self.budget = budget
         self.device = device
@@ -136,6 +139,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...] | float:
         self.last_trial_id = trial_id_of(trial)
+        self.sweep_weights(trial.study)
         try:
             return self._run(trial)
         except optuna.TrialPruned:
@@ -147,6 +151,16 @@ class Objective:
             if "fail_reason" not in trial.user_attrs:
                 trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
             raise
+
+    def sweep_weights(self, study: optuna.Study) -> None:
+        """Delete the kept weights that fell off the front (never fails a trial or a worker)."""
+        sweeper = getattr(self, "sweeper", None)
+        if sweeper is None:
+            return
+        try:
+            sweeper.sweep(study)
+        except Exception as exc:
+            self.log(f"warning: front weights not swept ({type(exc).__name__}: {exc})")
 
     def _trial_config(self, trial: optuna.Trial) -> tuple[RunConfig, list[int]]:
         """Sample the trial's config and record what defines it (config, seeds, versions, remedy)."""
@@ -197,13 +211,18 @@ class Objective:
                 trial.set_user_attr(key, done)
                 return self.level_stop(trial, done)
 
+            keep = "all" if self.store is not None and seed == seeds[0] else "last"  # front weights staged
             try:
                 with run_lock(run_dir, self.log):
                     reused = len(read_curve(run_dir / "curve.csv"))  # levels an earlier trial or try finished
-                    res = run_curve(run_cfg, run_dir, resume=True, on_level=on_level, keep_checkpoints="last",
+                    res = run_curve(run_cfg, run_dir, resume=True, on_level=on_level, keep_checkpoints=keep,
                                     progress=self.progress, log=self.log, share_dir=self.runs.parent / "shared")
             except DivergedError as exc:
                 trial.set_user_attr("fail_reason", f"seed {seed}: {exc}")
+                if keep == "all":  # a diverged run resumes to the same divergence: no staged level is needed
+                    from sdd_opt.study.front_models import drop_staged
+
+                    drop_staged(run_dir)
                 raise
             trial.set_user_attr(key, res.rows)
             curves.append(res.rows)
@@ -217,7 +236,20 @@ class Objective:
         # reused ones too, and no teacher).
         TrialRecord(cost=cost, epochs_trained=sum(c["epochs_trained"] + c["teacher_epochs"] for c in cost)).write(
             trial, "cost", "epochs_trained")
-        return self._report(trial, cfg, curves, seeds, stops, time.perf_counter() - t0)
+        out = self._report(trial, cfg, curves, seeds, stops, time.perf_counter() - t0)
+        if self.store is not None:
+            self._keep_weights(trial, Path(run_dirs[0]))
+        return out
+
+    def _keep_weights(self, trial: optuna.Trial, run_dir: Path) -> None:
+        from sdd_opt.study.front_models import drop_staged, keep_trial_weights
+
+        try:
+            keep_trial_weights(trial, self.store, run_dir, self.log)
+        except Exception as exc:  # like a figure, kept weights must never fail a trial: an export retrains
+            self.log(f"warning: trial {trial.number}: front weights not kept ({type(exc).__name__}: {exc})")
+        with run_lock(run_dir, self.log):
+            drop_staged(run_dir)
 
     def _report(self, trial, cfg: RunConfig, curves, seeds, stops, seconds):
         spec = self.spec

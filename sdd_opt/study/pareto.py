@@ -88,7 +88,9 @@ def levels_front(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
         return pd.DataFrame(columns=["trial", "level", "val_acc", "sparsity"])
     keep = nondominated([(r["val_acc"], r["sparsity"]) for r in rows], ["maximize", "maximize"])
     df = pd.DataFrame([rows[i] for i in keep])
-    return df.sort_values("sparsity").drop_duplicates(subset=["val_acc", "sparsity"]).reset_index(drop=True)
+    # equal points keep the lowest (trial, level): the one whose weights a study keeps (front_models)
+    df = df.sort_values(["sparsity", "trial", "level"], kind="stable")
+    return df.drop_duplicates(subset=["val_acc", "sparsity"]).reset_index(drop=True)
 
 
 def hypervolume_2d(points: list[tuple[float, float]], ref: tuple[float, float] = (0.0, 0.0)) -> float:

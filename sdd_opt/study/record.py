@@ -15,7 +15,8 @@ trial's curves, summed over seeds: reused levels included, teachers not; the obj
 that name), ``epochs_trained`` (what this trial actually trained: reused levels not included,
 teachers included), ``cost`` (per seed: levels reused / trained, epochs trained, teacher origin and epochs),
 ``stopped_early``, ``stop_reason``, ``constraints`` (values <= 0 are feasible), ``seconds`` and,
-when it fails, ``fail_reason``.
+when it fails, ``fail_reason``. ``weights`` (level -> artifact id of the front levels' weights it
+kept) belongs to :mod:`sdd_opt.study.front_models`.
 """
 
 from __future__ import annotations

@@ -379,7 +379,11 @@ def artifact_store(path: Path):
 
 
 def resolve_artifacts(url: str, artifacts: Optional[str] = None) -> Path:
+    """The local artifacts directory (run directories, teachers); for an ``s3://`` or ``gs://`` store
+    (``artifact_stores``), the default one on this machine."""
     value = artifacts or os.environ.get(ENV_ARTIFACTS)
+    if value and value.startswith(("s3://", "gs://")):
+        value = None
     return Path(value).resolve() if value else default_home(url) / "artifacts"
 
 
