@@ -230,8 +230,9 @@ def curves_figure(study: optuna.Study, spec: Optional[StudySpec] = None,
         buttons = [{"label": METRIC_LABELS.get(m, m), "method": "update",
                     "args": [{"visible": [o is None or o == m for o in owners]},
                              {"yaxis": {"title": {"text": METRIC_LABELS.get(m, m)}}}]} for m in metrics]
-        fig.update_layout(updatemenus=[{"type": "buttons", "direction": "right", "buttons": buttons, "x": 1.0,
-                                        "xanchor": "right", "y": 1.13, "yanchor": "bottom", "showactive": True,
+        # below the legend, beside the plot: never over the title
+        fig.update_layout(updatemenus=[{"type": "buttons", "direction": "down", "buttons": buttons, "x": 1.02,
+                                        "xanchor": "left", "y": 0.0, "yanchor": "bottom", "showactive": True,
                                         "font": {"size": 11}}])
     if not trials:
         fig.add_annotation(text="no complete trial yet", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
