@@ -44,12 +44,12 @@ _IMPORTANCES = re.compile(r"^/api/studies/(\d+)/param_importances/?$")
 FRONT_HEIGHT = 560  # px: the all-levels front spans the page's width above everything else
 # optuna-dashboard draws user plots after its own cards; this rule (CSS only, React's DOM untouched)
 # moves the grid holding the front to the top of the study page and widens the front's cell.
+_FRONT = '[id="user-defined-plot:sdd-pareto-front"]'
 PAGE_STYLE = ('<style id="sdd-opt-style">'
-              'div:has(> .MuiGrid-container [id="user-defined-plot:sdd-pareto-front"]){display:flex;flex-direction:column}'
-              '.MuiGrid-container:has(> div [id="user-defined-plot:sdd-pareto-front"]){order:-1}'
-              '.MuiGrid-container > div:has([id="user-defined-plot:sdd-pareto-front"]){order:-1;flex-basis:100%;'
-              'max-width:100%}'
-              f'[id="user-defined-plot:sdd-pareto-front"]{{height:{FRONT_HEIGHT}px !important}}</style>')
+              f'div:has(> .MuiGrid-container {_FRONT}){{display:flex;flex-direction:column}}'
+              f'.MuiGrid-container:has(> div {_FRONT}){{order:-1}}'
+              f'.MuiGrid-container > div:has({_FRONT}){{order:-1;flex-basis:100%;max-width:100%}}'
+              f'{_FRONT}{{height:{FRONT_HEIGHT}px !important}}</style>')
 
 
 # --------------------------------------------------------------------------- storage view

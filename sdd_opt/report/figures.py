@@ -137,7 +137,8 @@ def decades_axis(max_decades: float = 2.0) -> dict:
 
 
 def levels_figure(study: optuna.Study, spec: StudySpec, front=None,
-                  title: str = "Front over all levels of all trials (validation accuracy × decades removed)") -> go.Figure:
+                  title: str = "Front over all levels of all trials (validation accuracy × decades removed)",
+                  ) -> go.Figure:
     """Every level of every complete trial (validation accuracy against decades of weights removed, the
     search measure's axes), coloured by remedy, and their joint front as a staircase.
 
@@ -172,9 +173,8 @@ def levels_figure(study: optuna.Study, spec: StudySpec, front=None,
                                  **points(bad, size=6, symbol="x", color=INFEASIBLE_COLOR)))
     if len(df):
         by_number = {t.number: t for t in trials}
-        rows = sorted(((by_number[int(r["trial"])], int(r["level"])) for _, r in df.iterrows()
-                       if int(r["trial"]) in by_number), key=lambda p: TrialRecord.from_trial(p[0]).curve[p[1]]["sparsity"])
-        group = [(t, i, TrialRecord.from_trial(t).curve[i]) for t, i in rows]
+        group = [(by_number[int(r["trial"])], int(r["level"])) for _, r in df.iterrows() if int(r["trial"]) in by_number]
+        group = sorted(((t, i, TrialRecord.from_trial(t).curve[i]) for t, i in group), key=lambda p: p[2]["sparsity"])
         fig.add_trace(go.Scatter(name="front (all levels)", line={"color": FRONT_LINE, "width": 2, "shape": "vh"},
                                  **dict(points(group, size=11, symbol="diamond", color="gold",
                                                line={"color": "black", "width": 1}), mode="lines+markers")))

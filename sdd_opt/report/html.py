@@ -299,9 +299,9 @@ def _hypervolume_section(hist, spec: StudySpec) -> str:
     body = _plot(fig, "plot-hypervolume") if fig is not None else \
         '<p class="note">The hypervolume needs a complete trial.</p>'
     return (f'<section id="hypervolume"><h2>Hypervolume against epochs paid</h2>'
-            f'<p class="note">The best value so far of the search measure after each complete trial: the front of every level of the '
-            f"feasible trials, selected on validation accuracy, measured with test accuracy over decades of "
-            f"weights removed, from the collapse floor (or chance) and the dense model.</p>{body}</section>")
+            f'<p class="note">The best value so far of the search measure after each complete trial: the front '
+            f"of every level of the feasible trials, selected on validation accuracy, measured with test accuracy "
+            f"over decades of weights removed, from the collapse floor (or chance) and the dense model.</p>{body}</section>")
 
 
 def _page(spec: StudySpec, now: _dt.datetime, kpi_html: str, parts: list[str], front) -> str:
