@@ -173,7 +173,8 @@ def levels_figure(study: optuna.Study, spec: StudySpec, front=None,
                                  **points(bad, size=6, symbol="x", color=INFEASIBLE_COLOR)))
     if len(df):
         by_number = {t.number: t for t in trials}
-        group = [(by_number[int(r["trial"])], int(r["level"])) for _, r in df.iterrows() if int(r["trial"]) in by_number]
+        group = [(by_number[int(r["trial"])], int(r["level"])) for _, r in df.iterrows()
+                 if int(r["trial"]) in by_number]
         group = sorted(((t, i, TrialRecord.from_trial(t).curve[i]) for t, i in group), key=lambda p: p[2]["sparsity"])
         fig.add_trace(go.Scatter(name="front (all levels)", line={"color": FRONT_LINE, "width": 2, "shape": "vh"},
                                  **dict(points(group, size=11, symbol="diamond", color="gold",
