@@ -9,9 +9,10 @@ Writes into --out-dir:
 * ``report-pareto.png``    -- the report's Pareto front of the selected points and its table;
 * ``report-levels.png``    -- the report's front over all levels of all trials;
 * ``report-curves.png``    -- the report's overlaid curves (interactive and paper-style);
-* ``dashboard-pareto.png`` -- optuna-dashboard's study page: its Pareto front plot;
-* ``dashboard-sdd-pareto.png`` -- the sdd-opt Pareto plot in the dashboard, hovering a front trial
-  (its SDD metrics and parameters);
+* ``dashboard-pareto.png`` -- the top of optuna-dashboard's study page: the front over all levels
+  (first, full width), then the importances per remedy group, the hypervolume and the curves;
+* ``dashboard-sdd-pareto.png`` -- that front alone, hovering a point of the staircase (test
+  accuracy, trial, level, sparsity and the parameters that applied);
 * ``dashboard-trial.png``  -- a Pareto-optimal trial's page with its ``curve.png`` artifact.
 
 Needs the ``playwright`` Python package and a Chromium: Debian's ``/usr/bin/chromium``
@@ -102,15 +103,14 @@ def shoot_report(browser, report: Path, out: Path) -> list[Path]:
 def shoot_dashboard(browser, base: str, study_id: int, trial_number: int | None, out: Path) -> list[Path]:
     page = browser.new_page(viewport={"width": 1500, "height": 1000}, device_scale_factor=1)
     page.goto(f"{base}/dashboard/studies/{study_id}")
-    page.wait_for_selector("#graph-pareto-front .main-svg", timeout=60_000)
     page.wait_for_selector(f"{plot_selector('sdd-pareto-front')} .main-svg", timeout=60_000)
+    page.wait_for_selector("#graph-hyperparameter-importances .main-svg", timeout=60_000)
     page.wait_for_timeout(1500)
     shots = [out / "dashboard-pareto.png"]
-    page.locator("#graph-pareto-front").locator("xpath=ancestor::div[contains(@class,'MuiCard-root')][1]") \
-        .screenshot(path=str(shots[0]))
+    page.screenshot(path=str(shots[0]))  # the top of the page: the front comes first
     sdd = page.locator(plot_selector("sdd-pareto-front"))
     sdd.scroll_into_view_if_needed()
-    hover_point(page, plot_selector("sdd-pareto-front"))
+    hover_point(page, plot_selector("sdd-pareto-front"), index=3)
     shots.append(out / "dashboard-sdd-pareto.png")
     sdd.screenshot(path=str(shots[-1]))
     if trial_number is not None:
@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--artifacts", default=None, help="artifact store (default: beside the SQLite file)")
     ap.add_argument("--out-dir", default="docs/img", help="where the PNGs go (default: docs/img)")
     ap.add_argument("--chromium", default=None, help="Chromium executable (default: /usr/bin/chromium)")
+    ap.add_argument("--no-trial-page", action="store_true",
+                    help="leave out dashboard-trial.png (a replayed study stores no curve.png)")
     args = ap.parse_args(argv)
 
     chromium = find_chromium(args.chromium)
@@ -160,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             with sync_playwright() as p:
                 browser = launch(p, chromium)
                 shots = shoot_report(browser, report, out)
-                shots += shoot_dashboard(browser, base, study._study_id, front[0] if front else None, out)
+                shots += shoot_dashboard(browser, base, study._study_id,
+                                         front[0] if front and not args.no_trial_page else None, out)
                 browser.close()
         finally:
             server.shutdown()

@@ -10,9 +10,15 @@ Binds to 127.0.0.1 unless told otherwise. What the dashboard shows of an sdd-opt
   ``constraints`` list, so this module's storage view supplies that list on read;
 * "Best Trial" marks from Optuna's own front, which leaves infeasible trials out (the dashboard's
   front ignores constraints);
-* three plots added to the study's page (computed on each read, never stored): the Pareto front
-  whose hover shows every trial's SDD metrics and parameters (infeasible trials as grey crosses),
-  all curves coloured by remedy and l2 weight, and the hypervolume over trials.
+* three plots added to the study's page (computed on each read, never stored): the front over
+  every level of every trial (validation accuracy against decades of weights removed, the search
+  measure's axes; the staircase is ``study pareto --levels``; hover: test accuracy, trial, level,
+  sparsity, the parameters that applied), shown first and full width (a style rule injected into
+  the dashboard's page); the best hypervolume so far against the epochs paid; all curves;
+* parameters that applied only: a trial's ``params`` in the API answers (trial list, "Best Trial"
+  cards) keep the searched keys that applied to it (never a key drawn by ``sample_always`` for
+  another remedy, never a ``<key>.off`` switch), and ``/param_importances`` is answered per remedy
+  group over the trials where each key applied (:mod:`sdd_opt.report.importance`).
 
 Locking: the dashboard only reads (apart from notes a user edits). It opens the storage without
 heartbeats and, on SQLite, through the same WAL + busy-timeout settings as the workers: under WAL
@@ -32,8 +38,18 @@ from typing import Callable, Optional
 
 logger = logging.getLogger(__name__)
 
-PLOT_IDS = ("sdd-pareto-front", "sdd-curves", "sdd-hypervolume")  # shown as #user-defined-plot:<id>
+PLOT_IDS = ("sdd-pareto-front", "sdd-hypervolume", "sdd-curves")  # shown as #user-defined-plot:<id>
 _STUDY_DETAIL = re.compile(r"^/api/studies/(\d+)/?$")
+_IMPORTANCES = re.compile(r"^/api/studies/(\d+)/param_importances/?$")
+FRONT_HEIGHT = 560  # px: the all-levels front spans the page's width above everything else
+# optuna-dashboard draws user plots after its own cards; this rule (CSS only, React's DOM untouched)
+# moves the grid holding the front to the top of the study page and widens the front's cell.
+_FRONT = '[id="user-defined-plot:sdd-pareto-front"]'
+PAGE_STYLE = ('<style id="sdd-opt-style">'
+              f'div:has(> .MuiGrid-container {_FRONT}){{display:flex;flex-direction:column}}'
+              f'.MuiGrid-container:has(> div {_FRONT}){{order:-1}}'
+              f'.MuiGrid-container > div:has({_FRONT}){{order:-1;flex-basis:100%;max-width:100%}}'
+              f'{_FRONT}{{height:{FRONT_HEIGHT}px !important}}</style>')
 
 
 # --------------------------------------------------------------------------- storage view
@@ -88,9 +104,22 @@ class SddPlots:
         self._specs: dict[tuple[int, str], object] = {}
 
     def __call__(self, environ, start_response):
-        m = _STUDY_DETAIL.match(environ.get("PATH_INFO", ""))
-        if not m or environ.get("REQUEST_METHOD", "GET") != "GET":
+        path = environ.get("PATH_INFO", "")
+        if environ.get("REQUEST_METHOD", "GET") != "GET":
             return self.app(environ, start_response)
+        m, imp = _STUDY_DETAIL.match(path), _IMPORTANCES.match(path)
+        if m:
+            edit = lambda body: self._augment(int(m.group(1)), body)  # noqa: E731
+        elif imp:
+            edit = lambda body: self._importances(int(imp.group(1)), body)  # noqa: E731
+        elif path == "/dashboard" or path.startswith("/dashboard/"):
+            edit = _with_style
+        else:
+            return self.app(environ, start_response)
+        return self._edited(environ, start_response, edit)
+
+    def _edited(self, environ, start_response, edit):
+        """The app's answer with its body passed through ``edit`` (a 200 only; unchanged on any error)."""
         captured = {}
 
         def capture(status, headers, exc_info=None):
@@ -106,8 +135,9 @@ class SddPlots:
         status, headers = captured["status"], list(captured["headers"])
         if status.startswith("200"):
             try:
-                body = self._augment(int(m.group(1)), body)
-                headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+                body = edit(body)
+                drop = {"content-length", "etag", "last-modified"}  # the body is no longer the file's
+                headers = [(k, v) for k, v in headers if k.lower() not in drop]
                 headers.append(("Content-Length", str(len(body))))
             except Exception as exc:  # never break the dashboard for a plot
                 logger.warning("sdd-opt plots skipped: %s: %s", type(exc).__name__, exc)
@@ -139,7 +169,35 @@ class SddPlots:
         data["plotly_graph_objects"] = mine + [g for g in data.get("plotly_graph_objects", []) if g["id"] not in figures]
         if extra.get("best_trials") is not None:
             data["best_trials"] = extra["best_trials"]
+        applied = self.applied(study_id)
+        for t in data.get("trials", []) + data.get("best_trials", []):
+            keys = applied.get(t.get("number"))
+            if keys is not None:
+                t["params"] = [p for p in t.get("params", []) if p.get("name") in keys]
         return json.dumps(data).encode()
+
+    def applied(self, study_id: int) -> dict[int, set[str]]:
+        """Trial number -> the searched keys that applied to it (read on every call: trials start often)."""
+        from sdd_opt.study.applied import applied_keys
+
+        spec = self._spec(study_id, self.storage.get_study_name_from_id(study_id))
+        if spec is None:
+            return {}
+        return {t.number: set(applied_keys(t, spec)) for t in self.storage.get_all_trials(study_id, deepcopy=False)}
+
+    def _importances(self, study_id: int, body: bytes) -> bytes:
+        """Importances per remedy group, over the trials where each key applied (sdd-opt studies only)."""
+        from optuna.trial import TrialState
+
+        from sdd_opt.report.importance import dashboard_importances
+
+        spec = self._spec(study_id, self.storage.get_study_name_from_id(study_id))
+        if spec is None:
+            return body
+        trials = self.storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,))
+        if len(trials) < 2:
+            return body
+        return json.dumps({"param_importances": dashboard_importances(trials, spec)}).encode()
 
     def extras(self, study_id: int) -> dict:
         """For an sdd-opt study: ``plots`` (plot id -> plotly figure JSON) and ``best_trials``.
@@ -151,7 +209,7 @@ class SddPlots:
         import optuna
 
         from sdd_opt.report import figures as F
-        from sdd_opt.study.pareto import hypervolume_history
+        from sdd_opt.study.pareto import hypervolume_history, measure_of
 
         with self._lock:  # the page polls every few seconds: look at the storage at most every TTL seconds
             hit = self._cache.get(study_id)
@@ -169,13 +227,14 @@ class SddPlots:
                 self._cache[study_id] = (key, hit[1], time.monotonic())
                 return hit[1]
         study = optuna.load_study(study_name=name, storage=self.storage)
-        figs = {"sdd-pareto-front": F.pareto_figure(study, spec, title="Pareto front · hover: SDD metrics, params")}
-        figs["sdd-curves"] = F.curves_figure(study, spec, title="All curves by remedy")
-        hv = F.hypervolume_figure(hypervolume_history(study, spec) if trials else None)
+        figs = {"sdd-pareto-front": F.levels_figure(study, spec)}
+        hv = F.hypervolume_figure(hypervolume_history(study, spec) if trials else None, measure_of(spec))
         if hv is not None:
             figs["sdd-hypervolume"] = hv
-        for fig in figs.values():  # the dashboard's cards are 450 px high
-            fig.update_layout(height=440, margin={"t": 80, "b": 50}, title={"font": {"size": 14}})
+        figs["sdd-curves"] = F.curves_figure(study, spec, title="All curves by remedy")
+        for pid, fig in figs.items():  # the dashboard's cards are 450 px high (the front's: FRONT_HEIGHT)
+            fig.update_layout(height=FRONT_HEIGHT - 10 if pid == "sdd-pareto-front" else 440,
+                              margin={"t": 80, "b": 50}, title={"font": {"size": 14}})
         out = {"plots": {k: fig.to_json() for k, fig in figs.items()}, "best_trials": self._best(study, study_id)}
         with self._lock:
             self._cache[study_id] = (key, out, time.monotonic())
@@ -192,6 +251,13 @@ class SddPlots:
         except Exception as exc:  # no complete trial, or another optuna-dashboard version
             logger.debug("best trials left to optuna-dashboard: %s", exc)
             return None
+
+
+def _with_style(body: bytes) -> bytes:
+    """The dashboard's page with :data:`PAGE_STYLE` in its head (its CSP allows inline styles)."""
+    if b"</head>" not in body or b"sdd-opt-style" in body:
+        return body
+    return body.replace(b"</head>", PAGE_STYLE.encode() + b"</head>", 1)
 
 
 # --------------------------------------------------------------------------- app and server

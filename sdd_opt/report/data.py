@@ -89,7 +89,11 @@ def hover_text(t: FrozenTrial, spec: Optional[StudySpec] = None, level: Optional
         lines.append(f"selected level {rec.selected_level}, test acc {fmt(rec.test_acc)}")
     if "sdd_gap" in rec.sdd:
         lines.append("SDD (val): " + ", ".join(f"{k.replace('_acc', '')} {fmt(rec.sdd.get(k))}" for k in SDD_HOVER_KEYS))
-    if t.params:
-        lines.append("<i>params</i>")
-        lines += [f"  {esc(k)} = {esc(fmt(v))}" for k, v in t.params.items()]
+    if spec is not None:
+        from sdd_opt.study.applied import applied_values, value_text
+
+        values = applied_values(t, spec)
+        if values:
+            lines.append("<i>params (applied)</i>")
+            lines += [f"  {esc(k)} = {esc(value_text(spec, k, v, fmt))}" for k, v in values.items()]
     return "<br>".join(lines)

@@ -34,9 +34,12 @@ def remaining_axis(values: Sequence[float] = (), title: str = "remaining weights
 
 
 def _layout(fig: go.Figure, title: str, height: int = 470, **kw) -> go.Figure:
+    kw.setdefault("margin", {"l": 60, "r": 20, "t": 70, "b": 55})
     fig.update_layout(template="plotly_white", title={"text": title, "x": 0.01, "font": {"size": 15}},
-                      height=height, margin={"l": 60, "r": 20, "t": 70, "b": 55}, hoverlabel={"align": "left"},
-                      legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "font": {"size": 11}}, **kw)
+                      height=height, hoverlabel={"align": "left"},
+                      # beside the plot, never above it: a legend that wraps cannot run into the title
+                      legend={"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1.0, "yanchor": "top",
+                              "font": {"size": 11}}, **kw)
     return fig
 
 
@@ -106,54 +109,80 @@ def pareto_figure(study: optuna.Study, spec: StudySpec, title: str = "Pareto fro
     return _layout(fig, title, xaxis=xaxis, yaxis=yaxis)
 
 
-def _short_hover(t: FrozenTrial, row: dict, level: int) -> str:
-    params = ", ".join(f"{k}={fmt(v)}" for k, v in t.params.items())
-    return (f"<b>trial {t.number}</b> · {remedy(t)} · level {level}<br>val {fmt(row.get('val_acc'))}, "
-            f"test {fmt(row.get('test_acc'))}, train {fmt(row.get('train_acc'))}<br>sparsity {fmt(row.get('sparsity'))}"
-            f"<br>{params}")
+def _level_hover(t: FrozenTrial, spec: StudySpec, row: dict, level: int, on_front: bool = False) -> str:
+    """One level's hover: trial, remedy, level, validation and test accuracy, sparsity, applied parameters."""
+    import html
+
+    from sdd_opt.study.applied import applied_values, value_text
+
+    params = "".join(f"<br>  {html.escape(k)} = {html.escape(value_text(spec, k, v, fmt))}"
+                     for k, v in applied_values(t, spec).items())
+    return (f"<b>trial {t.number}</b> · {html.escape(remedy(t))} · level {level}"
+            + (" · <b>on the front</b>" if on_front else "")
+            + f"<br>val {fmt(row.get('val_acc'))}, <b>test {fmt(row.get('test_acc'))}</b>, "
+            f"train {fmt(row.get('train_acc'))}<br>sparsity {100 * float(row.get('sparsity', 0.0)):.2f}%"
+            + (f"<br><i>params (applied)</i>{params}" if params else ""))
+
+
+def decades_axis(max_decades: float = 2.0) -> dict:
+    """The measure's sparsity axis: decades of weights removed (90 % -> 1, 99 % -> 2), ticked in sparsity."""
+    from sdd_opt.study.pareto import decades
+
+    top = max(1.0, math.ceil(max_decades * 2) / 2)
+    sparsities = [0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9999, 0.99999]
+    ticks = [(decades(s), f"{100 * s:g}%") for s in sparsities if decades(s) <= top + 1e-9]
+    return {"title": {"text": "sparsity (decades of weights removed: 90% → 1, 99% → 2)"},
+            "tickvals": [d for d, _ in ticks], "ticktext": [t for _, t in ticks],
+            "range": [-0.05, top + 0.1], "zeroline": False, "gridcolor": "#e6e6e6"}
 
 
 def levels_figure(study: optuna.Study, spec: StudySpec, front=None,
-                  title: str = "Pareto front over all levels of all trials") -> go.Figure:
-    """Every level of every complete trial (validation accuracy vs sparsity) and their joint front.
+                  title: str = "Front over all levels of all trials (validation accuracy × decades removed)",
+                  ) -> go.Figure:
+    """Every level of every complete trial (validation accuracy against decades of weights removed, the
+    search measure's axes), coloured by remedy, and their joint front as a staircase.
 
-    ``front`` is :func:`sdd_opt.study.pareto.levels_front`'s table (computed here if not given).
+    ``front`` is :func:`sdd_opt.study.pareto.levels_front`'s table (computed here if not given): the
+    front trace's points are exactly the rows of ``study pareto --levels``. Every marker's
+    ``customdata`` is ``[trial, level, sparsity, test_acc]``.
     """
-    from sdd_opt.study.pareto import levels_front
+    from sdd_opt.study.pareto import decades, levels_front
 
     trials = complete(study)
     span = l2_range(trial_l2(t) for t in trials)
+    df = levels_front(study, spec) if front is None else front
+    on_front = {(int(r["trial"]), int(r["level"])) for _, r in df.iterrows()} if len(df) else set()
     fig = go.Figure()
+
+    def points(group, **marker):
+        xs = [decades(r["sparsity"]) for _, _, r in group]
+        return dict(x=xs, y=[r["val_acc"] for _, _, r in group], mode="markers", hovertemplate=_HOVER,
+                    text=[_level_hover(t, spec, r, i, (t.number, i) in on_front) for t, i, r in group],
+                    customdata=[[t.number, i, r["sparsity"], r.get("test_acc")] for t, i, r in group], marker=marker)
+
     for rem in REMEDIES:
         pts = [(t, i, r) for t in trials if remedy(t) == rem and is_feasible(t)
                for i, r in enumerate(TrialRecord.from_trial(t).curve)]
         if pts:
-            fig.add_trace(go.Scatter(
-                x=remaining_percent(r["sparsity"] for _, _, r in pts), y=[r["val_acc"] for _, _, r in pts],
-                mode="markers", name=f"{REMEDY_LABELS[rem]} (every level)", legendgroup=rem,
-                text=[_short_hover(t, r, i) for t, i, r in pts], hovertemplate=_HOVER,
-                marker={"size": 6, "opacity": 0.45, "color": [remedy_color(rem, trial_l2(t), span) for t, _, _ in pts]}))
+            fig.add_trace(go.Scatter(name=REMEDY_LABELS[rem], legendgroup=rem, **points(
+                pts, size=7, opacity=0.55, color=[remedy_color(rem, trial_l2(t), span) for t, _, _ in pts],
+                line={"color": "white", "width": 0.5})))
     bad = [(t, i, r) for t in trials if not is_feasible(t) for i, r in enumerate(TrialRecord.from_trial(t).curve)]
     if bad:
-        fig.add_trace(go.Scatter(
-            x=remaining_percent(r["sparsity"] for _, _, r in bad), y=[r["val_acc"] for _, _, r in bad],
-            mode="markers", name="levels of infeasible trials (not on the front)", visible="legendonly",
-            text=[_short_hover(t, r, i) for t, i, r in bad], hovertemplate=_HOVER,
-            marker={"size": 6, "symbol": "x", "color": INFEASIBLE_COLOR}))
-    df = levels_front(study, spec) if front is None else front
+        fig.add_trace(go.Scatter(name="infeasible trials' levels", visible="legendonly",
+                                 **points(bad, size=6, symbol="x", color=INFEASIBLE_COLOR)))
     if len(df):
         by_number = {t.number: t for t in trials}
-        texts = []
-        for _, row in df.iterrows():
-            t = by_number.get(int(row["trial"]))
-            texts.append(_short_hover(t, TrialRecord.from_trial(t).curve[int(row["level"])], int(row["level"])) if t else "")
-        fig.add_trace(go.Scatter(
-            x=remaining_percent(df["sparsity"]), y=list(df["val_acc"]), mode="lines+markers",
-            name="front over all levels", text=texts, hovertemplate=_HOVER,
-            line={"color": FRONT_LINE, "width": 2, "shape": "hv"},
-            marker={"size": 11, "symbol": "diamond", "color": "gold", "line": {"color": "black", "width": 1}}))
-    xs = [r["sparsity"] for t in trials for r in TrialRecord.from_trial(t).curve]
-    return _layout(fig, title, xaxis=remaining_axis(remaining_percent(xs)), yaxis={"title": {"text": "validation accuracy"}})
+        group = [(by_number[int(r["trial"])], int(r["level"])) for _, r in df.iterrows()
+                 if int(r["trial"]) in by_number]
+        group = sorted(((t, i, TrialRecord.from_trial(t).curve[i]) for t, i in group), key=lambda p: p[2]["sparsity"])
+        fig.add_trace(go.Scatter(name="front (all levels)", line={"color": FRONT_LINE, "width": 2, "shape": "vh"},
+                                 **dict(points(group, size=11, symbol="diamond", color="gold",
+                                               line={"color": "black", "width": 1}), mode="lines+markers")))
+    if not trials:
+        fig.add_annotation(text="no complete trial yet", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+    top = max((decades(r["sparsity"]) for t in trials for r in TrialRecord.from_trial(t).curve), default=2.0)
+    return _layout(fig, title, xaxis=decades_axis(top), yaxis={"title": {"text": "validation accuracy"}})
 
 
 def curves_figure(study: optuna.Study, spec: Optional[StudySpec] = None,
@@ -202,8 +231,9 @@ def curves_figure(study: optuna.Study, spec: Optional[StudySpec] = None,
         buttons = [{"label": METRIC_LABELS.get(m, m), "method": "update",
                     "args": [{"visible": [o is None or o == m for o in owners]},
                              {"yaxis": {"title": {"text": METRIC_LABELS.get(m, m)}}}]} for m in metrics]
-        fig.update_layout(updatemenus=[{"type": "buttons", "direction": "right", "buttons": buttons, "x": 1.0,
-                                        "xanchor": "right", "y": 1.13, "yanchor": "bottom", "showactive": True,
+        # below the legend, beside the plot: never over the title
+        fig.update_layout(updatemenus=[{"type": "buttons", "direction": "down", "buttons": buttons, "x": 1.02,
+                                        "xanchor": "left", "y": 0.0, "yanchor": "bottom", "showactive": True,
                                         "font": {"size": 11}}])
     if not trials:
         fig.add_annotation(text="no complete trial yet", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
@@ -212,77 +242,67 @@ def curves_figure(study: optuna.Study, spec: Optional[StudySpec] = None,
                    yaxis={"title": {"text": METRIC_LABELS.get(metrics[0], metrics[0])}})
 
 
-def hypervolume_figure(history, title: str = "Hypervolume over trials") -> Optional[go.Figure]:
-    """From :func:`sdd_opt.study.pareto.hypervolume_history`; None when it is undefined."""
+def hypervolume_figure(history, measure=None, title: str = "") -> Optional[go.Figure]:
+    """Best hypervolume so far against the epochs paid, from
+    :func:`sdd_opt.study.pareto.hypervolume_history`; None when it is undefined.
+
+    The measure is taken on test accuracy of a front selected on validation, so a new validation
+    point can lower it; the curve shows the best value reached so far (the hover gives each value).
+    """
     if history is None or not len(history) or history["hypervolume"].isna().all():
         return None
-    text = [f"after {int(r.trials)} complete trials (trial {int(r.trial)})<br>hypervolume {r.hypervolume:.4f}"
-            f"<br>epochs trained so far {r.epochs:g}" for r in history.itertuples()]
-    fig = go.Figure(go.Scatter(x=list(history["trials"]), y=list(history["hypervolume"]), mode="lines+markers",
+    ref = f", reference accuracy {measure.ref_acc:g}" if measure is not None else ""
+    title = title or ("Hypervolume (best so far) against epochs paid<br><sup>measure: test accuracy × decades of "
+                      f"weights removed, front of all levels selected on validation{ref}</sup>")
+    best = history["hypervolume"].astype(float).cummax()
+    text = [f"after {int(r.trials)} complete trials (trial {int(r.trial)}), {r.epochs:,.0f} epochs paid"
+            f"<br>hypervolume now {r.hypervolume:.4f}, best so far {b:.4f}" for r, b in zip(history.itertuples(), best)]
+    fig = go.Figure(go.Scatter(x=list(history["epochs"]), y=list(best), mode="lines+markers",
                                line={"shape": "hv", "color": "#1f77b4"}, text=text, hovertemplate=_HOVER,
-                               name="hypervolume"))
-    return _layout(fig, title, height=380, showlegend=False,
-                   xaxis={"title": {"text": "complete trials"}},
-                   yaxis={"title": {"text": "hypervolume (test acc × decades pruned, all levels)"}})
+                               name="best hypervolume so far"))
+    return _layout(fig, title, height=380, showlegend=False, margin={"l": 60, "r": 20, "t": 85, "b": 55},
+                   xaxis={"title": {"text": "epochs paid (trained, teachers included)"}},
+                   yaxis={"title": {"text": "hypervolume (best so far)"}})
 
 
 def importance_method() -> str:
-    """fANOVA when scikit-learn is installed (Optuna's default), else PED-ANOVA (what optuna-dashboard uses)."""
-    import importlib.util
+    from sdd_opt.report.importance import importance_method as method
 
-    return "fANOVA" if importlib.util.find_spec("sklearn") is not None else "PED-ANOVA"
+    return method()
 
 
 def importances(study: optuna.Study, spec: StudySpec) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
-    """Parameter importances per objective; and, per objective, why they could not be computed."""
-    import warnings
+    """Importances per "objective · remedy group", over the trials where each parameter applied
+    (:mod:`sdd_opt.report.importance`); and, per objective or group, why they could not be computed."""
+    from sdd_opt.report.importance import importances as grouped
 
-    from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator, get_param_importances
-
-    out, notes = {}, {}
     trials = complete(study)
-    fanova = importance_method() == "fANOVA"
-    for i, (name, direction) in enumerate(zip(spec.metric_names, spec.directions)):
-        if len(trials) < 2:
-            notes[name] = f"needs at least 2 complete trials (the study has {len(trials)})"
-            continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                if fanova:
-                    imp = get_param_importances(study, target=lambda t, i=i: t.values[i],
-                                                evaluator=FanovaImportanceEvaluator(seed=0))
-                else:  # PED-ANOVA ranks what leads to *low* target values
-                    sign = -1.0 if direction == "maximize" else 1.0
-                    imp = get_param_importances(study, target=lambda t, i=i, sign=sign: sign * t.values[i],
-                                                evaluator=PedAnovaImportanceEvaluator())
-        except Exception as exc:  # too few trials, no varying parameter, ...
-            notes[name] = f"not computable: {str(exc).splitlines()[0][:200]}"
-            continue
-        if not imp:
-            notes[name] = "no parameter is present in every complete trial"
-            continue
-        out[name] = dict(imp)
-    return out, notes
+    if len(trials) < 2:
+        return {}, {name: f"needs at least 2 complete trials (the study has {len(trials)})"
+                    for name in spec.metric_names}
+    imps, notes = grouped(trials, spec)
+    return {f"{name} · {label}": imp for name, by in imps.items() for label, imp in by.items()}, notes
 
 
 def importance_figure(imps: dict[str, dict[str, float]], title: str = "") -> Optional[go.Figure]:
     if not imps:
         return None
-    title = title or f"Parameter importances ({importance_method()})"
+    title = title or (f"Parameter importances ({importance_method()}), per remedy group: "
+                      "over the trials where each parameter applied")
     from plotly.subplots import make_subplots
 
     names = list(imps)
-    fig = make_subplots(rows=1, cols=len(names), subplot_titles=[f"for {n}" for n in names], horizontal_spacing=0.22)
+    heights = [max(1, len(imps[n])) for n in names]
+    fig = make_subplots(rows=len(names), cols=1, subplot_titles=[f"for {n}" for n in names],
+                        row_heights=heights, vertical_spacing=min(0.3, 0.5 / len(names)) if len(names) > 1 else 0)
     for k, name in enumerate(names, start=1):
         items = sorted(imps[name].items(), key=lambda kv: kv[1])
         fig.add_trace(go.Bar(x=[v for _, v in items], y=[p for p, _ in items], orientation="h", name=name,
                              text=[f"{v:.2f}" for _, v in items], textposition="auto",
                              hovertemplate="%{y}: %{x:.3f}<extra>" + name + "</extra>",
-                             marker={"color": "#4c78a8"}), row=1, col=k)
-        fig.update_xaxes(title_text="importance", range=[0, 1], row=1, col=k)
-    n = max(len(v) for v in imps.values())
-    return _layout(fig, title, height=max(300, 80 + 34 * n), showlegend=False)
+                             marker={"color": "#4c78a8"}), row=k, col=1)
+        fig.update_xaxes(title_text="importance" if k == len(names) else None, range=[0, 1], row=k, col=1)
+    return _layout(fig, title, height=max(300, 90 + 60 * len(names) + 30 * sum(heights)), showlegend=False)
 
 
 def sdd_gap_figure(study: optuna.Study, spec: StudySpec, title: str = "SDD gap vs ℓ2 weight") -> go.Figure:

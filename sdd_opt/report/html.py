@@ -32,6 +32,7 @@ from optuna.trial import TrialState
 
 from sdd_opt.report import figures as F
 from sdd_opt.report.data import complete, curve_items, fmt, remedy, trial_l2
+from sdd_opt.study.applied import params_text
 from sdd_opt.study.record import TrialRecord, is_feasible
 from sdd_opt.study.spec import StudySpec
 
@@ -213,7 +214,7 @@ def _trials_table(study: optuna.Study, spec: StudySpec):
     return pd.DataFrame(rows)
 
 
-def _trial_figures(study: optuna.Study, numbers: list[int], limit: int) -> str:
+def _trial_figures(study: optuna.Study, spec: StudySpec, numbers: list[int], limit: int) -> str:
     from sdd_opt.plots import plot_curve
 
     by_number = {t.number: t for t in complete(study)}
@@ -226,7 +227,7 @@ def _trial_figures(study: optuna.Study, numbers: list[int], limit: int) -> str:
                 continue
             path = plot_curve(rec.curve, rec.sdd_test, Path(tmp) / f"t{n}.png",
                               title=f"trial {n}: {remedy(t)}", selected_level=rec.selected_level)
-            params = ", ".join(f"{k}={fmt(v)}" for k, v in t.params.items())
+            params = params_text(t, spec, fmt)
             figs.append(f'<figure id="trial-curve-{n}"><img alt="curve of trial {n}" src="{_png(path)}">'
                         f"<figcaption>trial {n} · {_e(params)}</figcaption></figure>")
     more = f'<p class="note">first {limit} of {len(numbers)} front trials</p>' if len(numbers) > limit else ""
@@ -283,21 +284,24 @@ def _importance_section(study: optuna.Study, spec: StudySpec) -> str:
     fig = F.importance_figure(imps)
     note_html = "".join(f'<p class="note">{_e(m)}: {_e(n)}</p>' for m, n in notes.items())
     body = _plot(fig, "plot-importance") if fig is not None else ""
-    return (f'<section id="importance"><h2>Parameter importances per objective</h2>'
-            f'<p class="note">{_e(F.importance_method())} over the complete trials, on the parameters every '
-            f"complete trial has (conditional ones, e.g. distillation's alpha, are left out); the importances "
-            f"of one objective sum to 1.</p>{body}{note_html}</section>")
+    return (f'<section id="importance"><h2>Parameter importances per objective and remedy group</h2>'
+            f'<p class="note">{_e(F.importance_method())} over the complete trials of each group (the trials the '
+            f"same searched keys applied to, e.g. distill.enabled=true), on the parameters that applied to them "
+            f"and vary: a key drawn but not applied (distillation's alpha in an ℓ2 trial) is never counted. "
+            f"The importances of one objective in one group sum to 1.</p>{body}{note_html}</section>")
 
 
-def _hypervolume_section(hist) -> str:
-    """How the search progressed: hypervolume after each complete trial."""
-    fig = F.hypervolume_figure(hist)
+def _hypervolume_section(hist, spec: StudySpec) -> str:
+    """How the search progressed: the best hypervolume so far against the epochs paid."""
+    from sdd_opt.study.pareto import measure_of
+
+    fig = F.hypervolume_figure(hist, measure_of(spec))
     body = _plot(fig, "plot-hypervolume") if fig is not None else \
         '<p class="note">The hypervolume needs a complete trial.</p>'
-    return (f'<section id="hypervolume"><h2>Hypervolume over trials</h2>'
-            f'<p class="note">The search measure after each complete trial: the front of every level of the '
-            f"feasible trials, selected on validation accuracy, measured with test accuracy over decades of "
-            f"weights removed, from the collapse floor (or chance) and the dense model.</p>{body}</section>")
+    return (f'<section id="hypervolume"><h2>Hypervolume against epochs paid</h2>'
+            f'<p class="note">The best value so far of the search measure after each complete trial: the front '
+            f"of every level of the feasible trials, selected on validation accuracy, measured with test accuracy "
+            f"over decades of weights removed, from the collapse floor (or chance) and the dense model.</p>{body}</section>")
 
 
 def _page(spec: StudySpec, now: _dt.datetime, kpi_html: str, parts: list[str], front) -> str:
@@ -349,14 +353,14 @@ def build_report(study: optuna.Study, spec: StudySpec, storage_url: str = "", *,
 
     parts = [_settings(study, spec, storage_url), *_front_sections(study, spec, front, lvl),
              _curves_section(study, spec, done, front_numbers), _importance_section(study, spec),
-             _hypervolume_section(hist),
+             _hypervolume_section(hist, spec),
              f'<section id="trials"><h2>All trials</h2>{table_html(_trials_table(study, spec), "trials-table")}</section>']
     if trial_figures and front_numbers:
         parts.append(f'<section id="trial-curves"><h2>Curves of the Pareto-optimal trials</h2>'
                      f'<p class="note">Train accuracy on the noisy labels, validation and test accuracy; dip and peak '
                      f"of the test curve circled, the selected level starred (also each trial's "
                      f"<code>curve.png</code> artifact in the dashboard).</p>"
-                     f"{_trial_figures(study, front_numbers, max_trial_figures)}</section>")
+                     f"{_trial_figures(study, spec, front_numbers, max_trial_figures)}</section>")
     return _page(spec, now, kpi_html, parts, front)
 
 

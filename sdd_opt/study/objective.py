@@ -177,9 +177,13 @@ class Objective:
         if self.runs is not None and cfg.distill.teacher.cache_dir == TEACHER_CACHE_DEFAULT:
             cfg.distill.teacher.cache_dir = str(self.runs.parent / "teachers")  # share teachers beside the runs
         seeds = [cfg.seed + i for i in range(self.spec.file.repeats)]
-        record = TrialRecord(config=cfg.describe(), seeds=seeds, versions=versions(), remedy=remedy_of(cfg))
-        record.write(trial, "config", "seeds", "versions", "remedy")
-        self.log(f"trial {trial.number}: {_describe_params(trial.params)}")
+        from sdd_opt.study.applied import applies_to
+
+        applied = applies_to(cfg.describe(), self.spec)  # what the user reads; the sampler keeps all params
+        record = TrialRecord(config=cfg.describe(), seeds=seeds, versions=versions(), remedy=remedy_of(cfg),
+                             applied=applied)
+        record.write(trial, "config", "seeds", "versions", "remedy", "applied")
+        self.log(f"trial {trial.number}: {_describe_params(cfg.describe(), applied, self.spec)}")
         return cfg, seeds
 
     def level_stop(self, trial: optuna.Trial, rows: list[dict]) -> Optional[str]:
@@ -300,5 +304,12 @@ class Objective:
                 upload_artifact(artifact_store=self.store, file_path=str(f), study_or_trial=trial)
 
 
-def _describe_params(params: dict) -> str:
-    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()) or "base config"
+def _describe_params(config: dict, applied: list[str], spec: StudySpec) -> str:
+    """The applied parameters only (``none`` for a switched-off float), as the progress line shows them."""
+    from sdd_opt.config import get_dotted
+    from sdd_opt.study.applied import value_text
+
+    def short(v):
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    return ", ".join(f"{k}={value_text(spec, k, get_dotted(config, k), short)}" for k in applied) or "base config"

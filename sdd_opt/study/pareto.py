@@ -23,19 +23,12 @@ _SDD_COLS = ("sdd_gap", "dense_acc", "dip_acc", "peak_acc", "sdd_present", "reme
 
 
 def searched_values(t: optuna.trial.FrozenTrial, spec: StudySpec) -> dict[str, object]:
-    """``param:<key>`` columns: each searched key's value in the trial's config (a key drawn with
-    ``sample_always`` that does not apply -- T without distillation -- shows as empty)."""
-    from sdd_opt.config import get_dotted
-    from sdd_opt.study.params import decode
+    """``param:<key>`` columns: each searched key's value in the trial's config; a key that did not
+    apply (T without distillation, drawn by ``sample_always``) is empty (:mod:`sdd_opt.study.applied`)."""
+    from sdd_opt.study.applied import applied_values
 
-    config = TrialRecord.from_trial(t).config
-    out: dict[str, object] = {}
-    for key, param in spec.search_space.items():
-        if config is None:
-            out[f"param:{key}"] = decode(t.params, key)
-        else:
-            out[f"param:{key}"] = get_dotted(config, key) if param.applies(config) else None
-    return out
+    values = applied_values(t, spec)
+    return {f"param:{key}": values.get(key) for key in spec.search_space}
 
 
 def complete_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -55,7 +48,13 @@ def front_table(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
         row["feasible"] = is_feasible(t)
         row.update(searched_values(t, spec))
         rows.append(row)
-    return pd.DataFrame(rows)
+    return _applied_columns(pd.DataFrame(rows))
+
+
+def _applied_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """Drop the ``param:`` columns of keys that applied to no row (T and alpha on a front of l2 trials)."""
+    empty = [c for c in df.columns if c.startswith("param:") and df[c].isna().all()]
+    return df.drop(columns=empty)
 
 
 def nondominated(points: list[tuple[float, ...]], directions: list[str]) -> list[int]:
@@ -90,7 +89,8 @@ def levels_front(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
     df = pd.DataFrame([rows[i] for i in keep])
     # equal points keep the lowest (trial, level): the one whose weights a study keeps (front_models)
     df = df.sort_values(["sparsity", "trial", "level"], kind="stable")
-    return df.drop_duplicates(subset=["val_acc", "sparsity"]).reset_index(drop=True)
+    df = df.drop_duplicates(subset=["val_acc", "sparsity"]).reset_index(drop=True)
+    return _applied_columns(df)
 
 
 def hypervolume_2d(points: list[tuple[float, float]], ref: tuple[float, float] = (0.0, 0.0)) -> float:

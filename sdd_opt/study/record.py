@@ -15,8 +15,10 @@ trial's curves, summed over seeds: reused levels included, teachers not; the obj
 that name), ``epochs_trained`` (what this trial actually trained: reused levels not included,
 teachers included), ``cost`` (per seed: levels reused / trained, epochs trained, teacher origin and epochs),
 ``stopped_early``, ``stop_reason``, ``constraints`` (values <= 0 are feasible), ``seconds`` and,
-when it fails, ``fail_reason``. ``weights`` (level -> artifact id of the front levels' weights it
-kept) belongs to :mod:`sdd_opt.study.front_models`.
+when it fails, ``fail_reason``; ``applied``: the searched keys that applied to the trial (a key
+drawn with ``sample_always`` whose ``when`` does not hold is not in it; records without it derive
+it, see :mod:`sdd_opt.study.applied`). ``weights`` (level -> artifact id of the front levels' weights
+it kept) belongs to :mod:`sdd_opt.study.front_models`.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class TrialRecord:
     constraints: Optional[list[float]] = None
     seconds: Optional[float] = None
     fail_reason: Optional[str] = None
+    applied: Optional[list[str]] = None
     version: int = SCHEMA_VERSION
 
     # ------------------------------------------------------------------ reading

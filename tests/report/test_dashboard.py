@@ -143,13 +143,15 @@ def test_dashboard_shows_the_sdd_study(busy_study):
         # the SDD plots, with hovers carrying SDD metrics and parameters
         graphs = {g["id"]: json.loads(g["graph_object"]) for g in detail["plotly_graph_objects"]}
         assert SDD_PLOTS <= set(graphs)
+        # the front over every level: one marker per level, hover with test accuracy and the parameters
         markers = [tr for tr in graphs["sdd-pareto-front"]["data"] if tr.get("mode") == "markers"]
         hovers = [h for tr in markers for h in tr["text"]]
-        assert len(hovers) == len(study.trials)
-        assert all("SDD (val): sdd_gap" in h and "params" in h and "prune.rate" in h for h in hovers)
+        assert len(hovers) == sum(len(t.user_attrs["curve"]) for t in study.trials)
+        assert all("test " in h and "level " in h and "prune.rate" in h for h in hovers)
         infeasible = [t.number for t in study.trials if t.user_attrs["constraints"][0] > 0]
         bad = [tr for tr in markers if tr["name"].startswith("infeasible")]
-        assert sorted(bad[0]["customdata"] if bad else []) == sorted(infeasible)
+        assert sorted({c[0] for c in bad[0]["customdata"]} if bad else []) == sorted(infeasible)
+        assert "epochs paid" in graphs["sdd-hypervolume"]["layout"]["xaxis"]["title"]["text"]
         # every trial's curve PNG is served from the artifact store
         for t in detail["trials"]:
             png = [a for a in t["artifacts"] if a["filename"] == "curve.png"]
@@ -191,8 +193,9 @@ def test_infeasible_trials_are_told_apart(tmp_path):
         assert [t["number"] for t in detail["best_trials"]] == [1]  # the dashboard alone would say [0]
         graphs = {g["id"]: json.loads(g["graph_object"]) for g in detail["plotly_graph_objects"]}
         bad = [tr for tr in graphs["sdd-pareto-front"]["data"] if tr.get("name", "").startswith("infeasible")]
-        assert bad[0]["customdata"] == [0] and "INFEASIBLE" in bad[0]["text"][0] and "sdd_gap 0.08 &gt; max 0.02" \
-            in bad[0]["text"][0]
+        assert {c[0] for c in bad[0]["customdata"]} == {0} and bad[0]["visible"] == "legendonly"
+        front = [tr for tr in graphs["sdd-pareto-front"]["data"] if tr["name"] == "front (all levels)"][0]
+        assert {c[0] for c in front["customdata"]} == {1}  # the infeasible trial's levels are not on the front
         # a study not made by sdd-opt is served as optuna-dashboard serves it
         plain = [s for s in get_json(f"{base}/api/studies")["study_summaries"] if s["study_name"] == "plain"][0]
         other = get_json(f"{base}/api/studies/{plain['study_id']}")
@@ -231,7 +234,7 @@ def test_browser_finds_the_pareto_front_and_a_curve_artifact(busy_study, tmp_pat
         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         page.wait_for_selector(f"{sdd} .hoverlayer .hovertext", timeout=10_000)
         hover = page.locator(f"{sdd} .hoverlayer").text_content()
-        assert "SDD (val): sdd_gap" in hover and "prune.rate" in hover
+        assert "test " in hover and "prune.rate" in hover
         page.screenshot(path=str(tmp_path / "dashboard-study.png"), full_page=True)
         # a Pareto-optimal trial's page shows its curve.png artifact, loaded
         page.goto(f"{base}/dashboard/studies/{study._study_id}/trials?numbers={front[0]}")

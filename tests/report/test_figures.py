@@ -71,8 +71,9 @@ def test_interactive_figures(synthetic):
     assert fig.layout.xaxis.type == "log" and fig.layout.xaxis.autorange == "reversed"
 
     lf = F.levels_figure(study, spec)
-    line = [t for t in lf.data if t.name == "front over all levels"][0]
+    line = [t for t in lf.data if t.name == "front (all levels)"][0]
     assert list(line.y) == list(levels_front(study, spec)["val_acc"])
+    assert line.line.shape == "vh" and list(line.x) == sorted(line.x)  # a staircase over decades removed
 
     cf = F.curves_figure(study, spec)
     buttons = cf.layout.updatemenus[0].buttons
@@ -82,5 +83,5 @@ def test_interactive_figures(synthetic):
                                                                          "distillation"]
 
     imps, notes = F.importances(study, spec)
-    assert set(imps) == {"val_acc", "sparsity"} and not notes
-    assert sum(imps["val_acc"].values()) == pytest.approx(1.0)
+    assert set(imps) == {"val_acc · all trials", "sparsity · all trials"} and not notes
+    assert sum(imps["val_acc · all trials"].values()) == pytest.approx(1.0)
