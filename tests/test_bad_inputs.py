@@ -111,6 +111,17 @@ CASES = [
     Case("augment-on-1d-data", TRAIN, "data.augment", cfg("data: {name: synthetic1d, augment: true}\nmodel: {width: 8}\n")),
     Case("study-file-base-epochs-true", TRAIN, "epochs", cfg(study_with_base({"train": {"epochs": True}}))),
     # -- --set overrides --------------------------------------------------------------------------
+    # a mistake in a --set is named as that --set, not as the file it was applied to
+    Case("set-unknown-key-on-a-file", ["train", "--config", "c.yaml", "--out", "run", "--set", "train.epochz=3"],
+         "error: --set train.epochz=3: train.epochz: unknown key", cfg("train: {epochs: 2}\n")),
+    Case("set-unknown-key-on-a-study", ["study", "run", "s.yaml", "--storage", SQLITE, "--set", "train.epochz=3"],
+         "error: --set train.epochz=3: train.epochz: unknown key", {"s.yaml": lambda tmp: study()}),
+    Case("set-unknown-key-on-train-with-a-study-file", ["train", "--config", "s.yaml", "--out", "run",
+                                                        "--set", "train.epochz=3"],
+         "error: --set train.epochz=3: train.epochz: unknown key", {"s.yaml": lambda tmp: study()}),
+    Case("set-last-one-named", SET + ["train.epochs=true", "--set", "train.epochs=1.5"], "--set train.epochs=1.5: train.epochs"),
+    Case("set-a-section-to-a-value", ["train", "--config", "c.yaml", "--out", "run", "--set", "train=5"],
+         "--set train=5: train", cfg("train: {epochs: 2}\n")),
     Case("set-epochs-true", SET + ["train.epochs=true"], "train.epochs"),
     Case("set-epochs-float", SET + ["train.epochs=1.5"], "train.epochs"),
     Case("set-lr-inf", SET + ["train.lr=.inf"], "train.lr"),
