@@ -137,14 +137,14 @@ def _counts(study: optuna.Study) -> dict[str, int]:
     return out
 
 
-def reproduce_commands(spec: StudySpec, storage_url: str) -> list[str]:
-    from sdd_opt.study.storage import masked
+def reproduce_commands(spec: StudySpec, storage_url: str, how=None) -> list[str]:
+    """Re-make the study, export its front, write this report (``sdd_opt.study.reproduce``)."""
+    from sdd_opt.study import reproduce as rp
 
-    sets = "".join(f" --set '{o}'" for o in spec.overrides)
-    url = masked(storage_url) if storage_url else "URL"
-    return [f"sdd-opt study run {spec.source} --storage '{url}'{sets}",
-            f"sdd-opt study export {spec.name} --storage '{url}' --out exported/{spec.name}",
-            f"sdd-opt report {spec.name} --storage '{url}' --out report.html"]
+    url = storage_url or "URL"
+    how = how if how is not None else rp.HowRun(overrides=tuple(spec.overrides), stored=False)
+    return [rp.run_command(spec, url, how), rp.export_command(spec, url), rp.report_command(spec, url),
+            *rp.password_note(url)]
 
 
 def _settings(study: optuna.Study, spec: StudySpec, storage_url: str) -> str:
@@ -182,7 +182,9 @@ def _settings(study: optuna.Study, spec: StudySpec, storage_url: str) -> str:
                           f'<td class="l">{_e(rng)}</td><td class="l">{_e(when or "–")}</td></tr>')
     space = ('<table><thead><tr><th class="l">key</th><th class="l">type</th><th class="l">range</th>'
              f'<th class="l">only when</th></tr></thead><tbody>{"".join(space_rows)}</tbody></table>')
-    repro = "\n".join(reproduce_commands(spec, storage_url))
+    from sdd_opt.study.reproduce import stored_how
+
+    repro = "\n".join(reproduce_commands(spec, storage_url, stored_how(study, spec)))
     done = complete(study)
     versions = (TrialRecord.from_trial(done[0]).versions or None) if done else None
     base = json.dumps(spec.base.describe(), indent=1)

@@ -21,6 +21,7 @@ from sdd_opt.errors import UserError
 from sdd_opt.renamed import rename_run_config
 from sdd_opt.study.pareto import front_table, levels_front
 from sdd_opt.study.record import TrialRecord
+from sdd_opt.study.reproduce import train_command
 from sdd_opt.study.spec import StudySpec
 
 
@@ -52,7 +53,7 @@ def export_front(study: optuna.Study, spec: StudySpec, out: Path, fmt: str = "ya
         point = TrialRecord.from_trial(trial).curve[level]
         header = (f"# exported from study {spec.name}, trial {trial.number}, level {level}: "
                   f"val_acc {point['val_acc']:.4f} at sparsity {point['sparsity']:.4f}\n"
-                  f"# re-run: sdd-opt train --config {path.name} --out storage/runs/{stem}\n")
+                  f"# re-run (in this folder): {train_command(path.name, stem)}\n")
         if fmt == "json":
             path.write_text(json.dumps(data, indent=2))
         else:
