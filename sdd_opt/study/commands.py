@@ -184,7 +184,7 @@ def run_study(spec, storage, *, jobs, seed_with_paper, n_trials, timeout, device
 
     _check_device(device)
     how = HowRun(overrides=tuple(spec.overrides if overrides is None else overrides), name=name,
-                 seed_with_paper=seed_with_paper, replay=replay, n_trials=n_trials, timeout=timeout)
+                 seed_with_paper=seed_with_paper, replay=replay, n_trials=n_trials, timeout=timeout, jobs=jobs)
     n_trials = n_trials or spec.file.budget.n_trials
     timeout = timeout or spec.file.budget.timeout
     if n_trials is None and timeout is None:

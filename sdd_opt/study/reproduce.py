@@ -5,8 +5,8 @@ create``'s hint and the exported configs' headers all print or store a command f
 each must re-make what the study holds when run as written. So a run command carries every flag
 that changes the result: ``--storage`` (without its password, which comes from
 ``$SDD_OPT_STORAGE_PASSWORD``: what is stored holds none), ``--name`` when it was given, the
-command line's ``--set``, ``--seed-with-paper``, ``--replay TABLE``, ``--n-trials`` / ``--timeout``
-when given. How a study was run is stored with it (:data:`HOW_ATTR`), so a command printed later
+command line's ``--set``, ``--seed-with-paper``, ``--replay TABLE``, ``--n-trials`` / ``--timeout`` /
+``--jobs`` when given. How a study was run is stored with it (:data:`HOW_ATTR`), so a command printed later
 (the report, a resumed run's summary) carries the same flags. ``tests/study/test_reproduce.py``
 runs every such command at tiny scale and compares the result with the original.
 """
@@ -37,6 +37,7 @@ class HowRun:
     replay: Optional[str] = None           # --replay TABLE, as given
     n_trials: Optional[int] = None         # --n-trials / --timeout, when given (else the file's budget)
     timeout: Optional[float] = None
+    jobs: Optional[int] = None             # --jobs, when given (--jobs 1 runs the trials in a fixed order)
     stored: bool = field(default=True, compare=False)  # False: an older study that recorded none of this
 
     def to_attr(self) -> dict:
@@ -54,7 +55,7 @@ class HowRun:
         """What a resumed run adds: paper trials, a replay table, a new budget (overrides and name stay)."""
         return replace(self, seed_with_paper=self.seed_with_paper or later.seed_with_paper,
                        replay=later.replay or self.replay, n_trials=later.n_trials or self.n_trials,
-                       timeout=later.timeout or self.timeout)
+                       timeout=later.timeout or self.timeout, jobs=later.jobs or self.jobs)
 
 
 def stored_how(study: "optuna.Study", spec: "StudySpec") -> HowRun:
@@ -104,6 +105,8 @@ def run_command(spec: "StudySpec", url: str, how: HowRun) -> str:
         parts.append(f"--n-trials {how.n_trials}")
     if how.timeout is not None:
         parts.append(f"--timeout {how.timeout:g}")
+    if how.jobs is not None:
+        parts.append(f"--jobs {how.jobs}")
     return " ".join(parts)
 
 
