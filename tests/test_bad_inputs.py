@@ -558,6 +558,8 @@ def test_the_password_from_the_environment_may_hold_any_character(tmp_path, caps
     monkeypatch.setenv("SDD_OPT_STORAGE_PASSWORD", "p@ss/w0rd#?")
     url = resolve_url("postgresql+psycopg://root@127.0.0.1:1/test")
     assert make_url(url).password == "p@ss/w0rd#?" and make_url(url).host == "127.0.0.1"
+    monkeypatch.setenv("SDD_OPT_STORAGE", url)  # as `study run --jobs` hands it to its workers: accepted again
+    assert resolve_url(None) == url
     monkeypatch.chdir(tmp_path)
     code, out, err = run_cli(capsys, "study", "list", "--storage", "postgresql+psycopg://root@127.0.0.1:1/test")
     assert code == 2 and "cannot open storage" in err
