@@ -342,7 +342,7 @@ def format_validation_error(exc: ValidationError, source: str = "config") -> str
 
 
 def blamed_source(exc: ValidationError, source: str, overrides: list[str] | None) -> str:
-    """``--set KEY=VALUE`` when the first error is at (or under) a key the user set on the command line, else ``source``.
+    """``--set KEY=VALUE`` when the first error is at (or under) a key set on the command line, else ``source``.
 
     The last ``--set`` of a key wins, so it is the one named.
     """

@@ -42,7 +42,8 @@ def test_text_without_urls_is_unchanged():
 
 def test_url_without_password_stores_none_of_it():
     assert url_without_password("postgresql+psycopg://user:S3c%2Fret@host/db") == "postgresql+psycopg://user@host/db"
-    assert url_without_password("postgresql+psycopg://u:p@ss/w0rd@127.0.0.1:5432/t") == "postgresql+psycopg://127.0.0.1:5432/t"
+    bare = url_without_password("postgresql+psycopg://u:p@ss/w0rd@127.0.0.1:5432/t")
+    assert bare == "postgresql+psycopg://127.0.0.1:5432/t"
     assert url_without_password("sqlite:///storage/sdd_opt.db") == "sqlite:///storage/sdd_opt.db"
     assert "p@ss" not in url_without_password("mysql://bob:p@ss:w/rd@h:3306/db")
 

@@ -83,7 +83,8 @@ def _q(text: str) -> str:
 
 def storage_arg(url: str) -> str:
     """``--storage 'URL'`` with no password at all (it comes from ``$SDD_OPT_STORAGE_PASSWORD``)."""
-    return f"--storage '{url_without_password(url)}'" if "'" not in url else f"--storage {_q(url_without_password(url))}"
+    bare = url_without_password(url)
+    return f"--storage '{bare}'" if "'" not in bare else f"--storage {_q(bare)}"
 
 
 def needs_password(url: str) -> bool:
