@@ -36,6 +36,15 @@ def _config_for(trial: optuna.trial.FrozenTrial, level: int) -> dict:
     return data
 
 
+def _replayed_note(trial: optuna.trial.FrozenTrial) -> str:
+    """A replayed trial's numbers come from a recorded table: say that its re-run trains for real."""
+    replay = trial.user_attrs.get("replay")
+    if not isinstance(replay, dict):
+        return ""
+    return (f"# replayed: these numbers are the recorded curve of the nearest grid point of {replay.get('table')}; "
+            "the re-run trains this config and gives its own curve\n")
+
+
 def export_front(study: optuna.Study, spec: StudySpec, out: Path, fmt: str = "yaml", levels: bool = False) -> pd.DataFrame:
     """Write one config per Pareto-optimal trial (or level) plus ``front.csv``; returns the table."""
     table = levels_front(study, spec) if levels else front_table(study, spec)
@@ -53,7 +62,8 @@ def export_front(study: optuna.Study, spec: StudySpec, out: Path, fmt: str = "ya
         point = TrialRecord.from_trial(trial).curve[level]
         header = (f"# exported from study {spec.name}, trial {trial.number}, level {level}: "
                   f"val_acc {point['val_acc']:.4f} at sparsity {point['sparsity']:.4f}\n"
-                  f"# re-run (in this folder): {train_command(path.name, stem)}\n")
+                  f"# re-run (in this folder): {train_command(path.name, stem)}\n"
+                  + _replayed_note(trial))
         if fmt == "json":
             path.write_text(json.dumps(data, indent=2))
         else:

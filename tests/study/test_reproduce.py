@@ -127,6 +127,11 @@ def test_a_replayed_studys_commands_replay(tmp_path, capsys, monkeypatch):
     _run(capsys, monkeypatch, b, command)
     assert _trials(_load(b, "r.db", "replayed-copy")) == _trials(original)
     assert len(original.trials) == 4
+    export = _line(out, "export the front:    ")
+    _run(capsys, monkeypatch, a, export)
+    header = next((a / "exported/replayed-copy").glob("trial*.yaml")).read_text().splitlines()[:3]
+    assert header[1].startswith("# re-run (in this folder): sdd-opt train --config trial")
+    assert header[2].startswith("# replayed: ") and "mnist1d_curves.csv" in header[2]  # the re-run trains for real
 
 
 def test_study_creates_worker_hint_and_the_note_reproduce_a_created_study(tmp_path, capsys, monkeypatch, study_yaml):
