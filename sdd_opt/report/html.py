@@ -235,31 +235,35 @@ def _trial_figures(study: optuna.Study, numbers: list[int], limit: int) -> str:
     return f'<div class="grid">{"".join(figs)}</div>{more}'
 
 
-def _front_sections(study: optuna.Study, spec: StudySpec, front, lvl) -> list[str]:
+def _front_sections(study: optuna.Study, spec: StudySpec, front, lvl, storage_url: str = "URL") -> list[str]:
     """The Pareto front of the selected points, and the front over all levels (plots and tables)."""
+    from sdd_opt.study import reproduce as rp
+
     parts = []
     caption = ("Each trial at its selected level (rule "
                f"'{spec.file.select.rule}'). Stars: Pareto-optimal trials; colour: remedy (darker = more ℓ2); "
                "grey crosses: infeasible trials. Hover for SDD metrics and parameters.")
     parts.append(f'<section id="pareto"><h2>Pareto front — selected points</h2><p class="note">{_e(caption)}</p>'
                  f'<div class="plot">{_plot(F.pareto_figure(study, spec), "plot-pareto")}</div>'
-                 f'<h3>Front table</h3><p class="note">The rows of <code>sdd-opt study pareto {_e(spec.name)}</code>: '
+                 f'<h3>Front table</h3><p class="note">The rows of <code>{_e(rp.pareto_command(spec, storage_url))}</code>: '
                  f"objectives, selected level, SDD metrics of the validation curve, parameters.</p>"
                  f"{table_html(front, 'front-table')}</section>")
     parts.append(f'<section id="levels"><h2>Pareto front — all levels of all trials</h2>'
                  f'<p class="note">Every pruning level of every feasible trial is a candidate model; the front over '
                  f"them says which (configuration, number of levels) gives the best validation accuracy at each "
-                 f"sparsity. <code>sdd-opt study pareto {_e(spec.name)} --levels</code>, "
-                 f"<code>sdd-opt study export {_e(spec.name)} --levels</code>.</p>"
+                 f"sparsity. <code>{_e(rp.pareto_command(spec, storage_url, levels=True))}</code>, "
+                 f"<code>{_e(rp.export_command(spec, storage_url, levels=True))}</code>.</p>"
                  f'<div class="plot">{_plot(F.levels_figure(study, spec, lvl), "plot-levels")}</div>'
                  f"<details><summary>table ({len(lvl)} points)</summary>{table_html(lvl, 'levels-table', feasible_col=None)}"
                  f"</details></section>")
     return parts
 
 
-def _curves_section(study: optuna.Study, spec: StudySpec, done, front_numbers: list[int]) -> str:
+def _curves_section(study: optuna.Study, spec: StudySpec, done, front_numbers: list[int],
+                    storage_url: str = "URL") -> str:
     """All curves overlaid (interactive, and the paper-style PNG) and the SDD gap by remedy."""
     from sdd_opt.plots import plot_curves
+    from sdd_opt.study.reproduce import curves_command
 
     items = curve_items(done)
     with tempfile.TemporaryDirectory() as tmp:
@@ -268,8 +272,8 @@ def _curves_section(study: optuna.Study, spec: StudySpec, done, front_numbers: l
             path = plot_curves(items, Path(tmp) / "curves.png", metrics=("test_acc", "train_acc"),
                                title=f"{spec.name}: {len(items)} curves", highlight=front_numbers)
             png = (f'<h3>Paper-style figure</h3><img id="img-curves" alt="all curves" style="max-width:100%" '
-                   f'src="{_png(path)}"><p class="note">The same with <code>sdd-opt study curves {_e(spec.name)} '
-                   f"--out curves.png</code>; thick lines: Pareto-optimal trials.</p>")
+                   f'src="{_png(path)}"><p class="note">The same with <code>{_e(curves_command(spec, storage_url))}'
+                   f"</code>; thick lines: Pareto-optimal trials.</p>")
     return (f'<section id="curves"><h2>Accuracy vs sparsity — all curves</h2>'
             f'<p class="note">Grey: no remedy; blues: ℓ2; oranges: distillation; darker = larger ℓ2 weight; '
             f"thick: Pareto-optimal trials; dotted: infeasible. The buttons switch between test, validation and "
@@ -349,8 +353,8 @@ def build_report(study: optuna.Study, spec: StudySpec, storage_url: str = "", *,
         kpis.append((f"{hv:.4f}", "hypervolume"))
     kpi_html = "".join(f'<div class="kpi"><b>{_e(v)}</b><span>{_e(k)}</span></div>' for v, k in kpis)
 
-    parts = [_settings(study, spec, storage_url), *_front_sections(study, spec, front, lvl),
-             _curves_section(study, spec, done, front_numbers), _importance_section(study, spec),
+    parts = [_settings(study, spec, storage_url), *_front_sections(study, spec, front, lvl, storage_url or "URL"),
+             _curves_section(study, spec, done, front_numbers, storage_url or "URL"), _importance_section(study, spec),
              _hypervolume_section(hist),
              f'<section id="trials"><h2>All trials</h2>{table_html(_trials_table(study, spec), "trials-table")}</section>']
     if trial_figures and front_numbers:

@@ -111,8 +111,17 @@ def run_command(spec: "StudySpec", url: str, how: HowRun) -> str:
     return " ".join(parts)
 
 
-def export_command(spec: "StudySpec", url: str) -> str:
-    return f"sdd-opt study export {_q(spec.name)} {storage_arg(url)} --out {_q(f'exported/{spec.name}')}"
+def export_command(spec: "StudySpec", url: str, levels: bool = False) -> str:
+    return (f"sdd-opt study export {_q(spec.name)} {storage_arg(url)} --out {_q(f'exported/{spec.name}')}"
+            + (" --levels" if levels else ""))
+
+
+def pareto_command(spec: "StudySpec", url: str, levels: bool = False) -> str:
+    return f"sdd-opt study pareto {_q(spec.name)} {storage_arg(url)}" + (" --levels" if levels else "")
+
+
+def curves_command(spec: "StudySpec", url: str) -> str:
+    return f"sdd-opt study curves {_q(spec.name)} {storage_arg(url)} --out curves.png"
 
 
 def report_command(spec: "StudySpec", url: str) -> str:

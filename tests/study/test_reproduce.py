@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import optuna
@@ -96,6 +97,17 @@ def test_the_demos_commands_reproduce_its_study_front_report_and_exported_config
     front = [pd.read_csv(folder / "exported/demo-copy/front.csv") for folder in (a, b)]
     assert not front[0].empty
     pd.testing.assert_frame_equal(front[0], front[1])
+
+    # the report's other commands (front table, all-levels front and export, curves figure) run as written
+    c = tmp_path / "c"
+    c.mkdir()
+    for part in a.glob("d.db*"):  # with its WAL journal
+        shutil.copy(part, c / part.name)
+    snippets = [html.unescape(x) for x in re.findall(r"<code>(sdd-opt [^<]+)</code>", (a / "out/report.html").read_text())]
+    assert len(snippets) == 4 and all("--storage 'sqlite:///d.db'" in x for x in snippets), snippets
+    for snippet in snippets:
+        _run(capsys, monkeypatch, c, snippet)
+    assert (c / "curves.png").is_file() and (c / "exported/demo-copy/front.csv").is_file()
 
     run, export_again, report = _report_commands(a / "out/report.html")
     assert (run, export_again) == (command, export)
