@@ -245,7 +245,8 @@ def _front_sections(study: optuna.Study, spec: StudySpec, front, lvl, storage_ur
                "grey crosses: infeasible trials. Hover for SDD metrics and parameters.")
     parts.append(f'<section id="pareto"><h2>Pareto front — selected points</h2><p class="note">{_e(caption)}</p>'
                  f'<div class="plot">{_plot(F.pareto_figure(study, spec), "plot-pareto")}</div>'
-                 f'<h3>Front table</h3><p class="note">The rows of <code>{_e(rp.pareto_command(spec, storage_url))}</code>: '
+                 f'<h3>Front table</h3><p class="note">The rows of '
+                 f"<code>{_e(rp.pareto_command(spec, storage_url))}</code>: "
                  f"objectives, selected level, SDD metrics of the validation curve, parameters.</p>"
                  f"{table_html(front, 'front-table')}</section>")
     parts.append(f'<section id="levels"><h2>Pareto front — all levels of all trials</h2>'

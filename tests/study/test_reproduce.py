@@ -103,7 +103,8 @@ def test_the_demos_commands_reproduce_its_study_front_report_and_exported_config
     c.mkdir()
     for part in a.glob("d.db*"):  # with its WAL journal
         shutil.copy(part, c / part.name)
-    snippets = [html.unescape(x) for x in re.findall(r"<code>(sdd-opt [^<]+)</code>", (a / "out/report.html").read_text())]
+    page = (a / "out/report.html").read_text()
+    snippets = [html.unescape(x) for x in re.findall(r"<code>(sdd-opt [^<]+)</code>", page)]
     assert len(snippets) == 4 and all("--storage 'sqlite:///d.db'" in x for x in snippets), snippets
     for snippet in snippets:
         _run(capsys, monkeypatch, c, snippet)
