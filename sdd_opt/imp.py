@@ -17,7 +17,6 @@ and the rewind point is on disk, the result equals an uninterrupted run on the C
 from __future__ import annotations
 
 import contextlib
-
 import copy
 import csv
 import io
