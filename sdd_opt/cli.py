@@ -90,7 +90,7 @@ def train(config_path, out, overrides, resume, checkpoints, quiet) -> None:
             spec = load_study_spec(config_path, list(overrides))
             cfg = spec.base
         else:
-            cfg = build_config(apply_overrides(raw, list(overrides)), source=str(config_path))
+            cfg = build_config(apply_overrides(raw, list(overrides)), source=str(config_path), blame=list(overrides))
     else:
         cfg = load_config(None, list(overrides))
     refuse_lost_overrides(cfg, overrides)

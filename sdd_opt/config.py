@@ -349,21 +349,40 @@ def format_validation_error(exc: ValidationError, source: str = "config") -> str
     return f"{source}: {loc}: {msg}{suffix}" if loc else f"{source}: {msg}{suffix}"
 
 
-def build_config(data: dict[str, Any], source: str = "config", *, stored: bool = False) -> RunConfig:
-    """Validate a run config; ``stored``: data sdd-opt wrote itself (old key names read without a warning)."""
+def blamed_source(exc: ValidationError, source: str, overrides: list[str] | None) -> str:
+    """``--set KEY=VALUE`` when the first error is at (or under) a key set on the command line, else ``source``.
+
+    The last ``--set`` of a key wins, so it is the one named.
+    """
+    loc = ".".join(str(p) for p in exc.errors()[0]["loc"])
+    for item in reversed(overrides or []):
+        key = parse_override(item)[0]
+        if loc and (loc == key or loc.startswith(key + ".")):
+            return f"--set {item}"
+    return source
+
+
+def build_config(data: dict[str, Any], source: str = "config", *, stored: bool = False,
+                 blame: list[str] | None = None) -> RunConfig:
+    """Validate a run config; ``stored``: data sdd-opt wrote itself (old key names read without a warning).
+
+    ``blame``: the ``--set`` items applied to ``data``; an error at one of their keys names that
+    ``--set``, not the file it was applied to.
+    """
     data = dict(data)
     data.pop("provenance", None)
     try:
         return RunConfig.model_validate(data, context={"stored": stored})
     except ValidationError as exc:
-        raise UserError(format_validation_error(exc, source)) from None
+        raise UserError(format_validation_error(exc, blamed_source(exc, source, blame))) from None
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None, *,
                 stored: bool = False) -> RunConfig:
     """Load a run config from YAML (or defaults when ``path`` is None) and apply ``--set`` overrides."""
     data = read_yaml(path) if path is not None else {}
-    return build_config(apply_overrides(data, overrides), source=str(path) if path else "config", stored=stored)
+    return build_config(apply_overrides(data, overrides), source=str(path) if path else "config", stored=stored,
+                        blame=overrides)
 
 
 def dump_config(cfg: RunConfig, path: str | Path, provenance: dict[str, Any] | None = None) -> None:

@@ -29,16 +29,47 @@ class DivergedError(RuntimeError):
     """Training produced a NaN or infinite loss; the trial is failed with this reason."""
 
 
-def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***``, as SQLAlchemy parses it.
+def password_is_ambiguous(url: str) -> bool:
+    """Whether the password of a server URL holds a raw ``@``, ``/``, ``?`` or ``#``.
 
-    A URL SQLAlchemy cannot parse but that holds ``user...@host`` loses everything between
-    ``://`` and its last ``@``: when in doubt, hide more.
+    Then parsers disagree on where the password ends (SQLAlchemy reads ``u:p@ss/w0rd@host`` as host
+    ``ss``; urllib stops a password at ``/``), so such a URL is refused, never guessed at: the user
+    percent-encodes the password or passes it in ``$SDD_OPT_STORAGE_PASSWORD``. Both parsers are
+    asked; the URL is ambiguous when they disagree or an ``@`` is left outside the host.
     """
+    from urllib.parse import unquote, urlsplit
+
     from sqlalchemy.engine import make_url
 
     try:
         parsed = make_url(url)
+    except Exception:
+        return False  # not a URL SQLAlchemy reads: refused as malformed elsewhere, masked by mask_url
+    if parsed.get_backend_name() == "sqlite":
+        return False
+    if "@" in (parsed.host or "") or "@" in (parsed.database or ""):
+        return True
+    try:
+        split = urlsplit(url)
+        userinfo, other_password = split.netloc.rpartition("@")[0], split.password
+    except ValueError:
+        return parsed.password is not None
+    if "@" in userinfo:
+        return True
+    return parsed.password is not None and unquote(other_password or "") != parsed.password
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, as SQLAlchemy parses it.
+
+    A URL SQLAlchemy cannot parse, or whose password is ambiguous (:func:`password_is_ambiguous`),
+    but that holds ``user...@host`` loses everything between ``://`` and its last ``@``: when in
+    doubt, hide more.
+    """
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = None if password_is_ambiguous(url) else make_url(url)
     except Exception:  # ArgumentError, ValueError (a port that is not a number), ...
         parsed = None
     if parsed is not None and "@" not in (parsed.host or ""):
@@ -62,6 +93,9 @@ def url_without_password(url: str) -> str:
         parsed = make_url(url)
     except Exception:
         return mask_url(url)
+    if password_is_ambiguous(url):  # refused by resolve_url; keep only what follows the last "@"
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://{rest.rpartition('@')[2]}"
     if parsed.password is None or "@" in (parsed.host or ""):
         return mask_url(url)
     bare = URL.create(parsed.drivername, username=parsed.username, host=parsed.host, port=parsed.port,

@@ -16,6 +16,7 @@ and the rewind point is on disk, the result equals an uninterrupted run on the C
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import io
@@ -355,7 +356,8 @@ def _level_loop(run: _Run, rows: list[dict], start_level: int, teacher, *, on_le
                 _share_dense(run, row)
             msg = (f"level {level:>2}/{n_levels}  sparsity {row['sparsity']:.4f}  train {row['train_acc']:.3f}  "
                    f"val {row['val_acc']:.3f}  test {row['test_acc']:.3f}  ({row['seconds']:.1f}s)")
-            tqdm.write(msg) if progress else log(msg)
+            with tqdm.external_write_mode() if progress else contextlib.nullcontext():  # above the bar
+                log(msg)  # through log: a study's worker prefixes its trial number
             stop = on_level(row) if on_level else None
             if stop and level < n_levels:
                 log(f"early stop: {stop}; skipping {n_levels - level} level(s)")

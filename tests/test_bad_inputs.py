@@ -111,6 +111,18 @@ CASES = [
     Case("augment-on-1d-data", TRAIN, "data.augment", cfg("data: {name: synthetic1d, augment: true}\nmodel: {width: 8}\n")),
     Case("study-file-base-epochs-true", TRAIN, "epochs", cfg(study_with_base({"train": {"epochs": True}}))),
     # -- --set overrides --------------------------------------------------------------------------
+    # a mistake in a --set is named as that --set, not as the file it was applied to
+    Case("set-unknown-key-on-a-file", ["train", "--config", "c.yaml", "--out", "run", "--set", "train.epochz=3"],
+         "error: --set train.epochz=3: train.epochz: unknown key", cfg("train: {epochs: 2}\n")),
+    Case("set-unknown-key-on-a-study", ["study", "run", "s.yaml", "--storage", SQLITE, "--set", "train.epochz=3"],
+         "error: --set train.epochz=3: train.epochz: unknown key", {"s.yaml": lambda tmp: study()}),
+    Case("set-unknown-key-on-train-with-a-study-file", ["train", "--config", "s.yaml", "--out", "run",
+                                                        "--set", "train.epochz=3"],
+         "error: --set train.epochz=3: train.epochz: unknown key", {"s.yaml": lambda tmp: study()}),
+    Case("set-last-one-named", SET + ["train.epochs=true", "--set", "train.epochs=1.5"],
+         "--set train.epochs=1.5: train.epochs"),
+    Case("set-a-section-to-a-value", ["train", "--config", "c.yaml", "--out", "run", "--set", "train=5"],
+         "--set train=5: train", cfg("train: {epochs: 2}\n")),
     Case("set-epochs-true", SET + ["train.epochs=true"], "train.epochs"),
     Case("set-epochs-float", SET + ["train.epochs=1.5"], "train.epochs"),
     Case("set-lr-inf", SET + ["train.lr=.inf"], "train.lr"),
@@ -172,12 +184,25 @@ CASES = [
     # -- storage URLs: one line, the password never shown -------------------------------------------
     Case("url-postgres-slash-password", ["study", "create", "s.yaml", "--storage",
                                          "postgresql+psycopg://user:S3c/ret@127.0.0.1:1/db"],
+         "percent-encode", {"s.yaml": lambda tmp: study()}, secret="S3c"),
+    Case("url-postgres-encoded-password", ["study", "create", "s.yaml", "--storage",
+                                           "postgresql+psycopg://user:S3c%2Fret@127.0.0.1:1/db"],
          "cannot open storage", {"s.yaml": lambda tmp: study()}, secret="S3c"),
     Case("url-mysql-password", ["study", "create", "s.yaml", "--storage", "mysql+pymysql://bob:hunter2@127.0.0.1:1/db"],
          "cannot open storage", {"s.yaml": lambda tmp: study()}, secret="hunter2"),
     Case("url-password-with-colon-and-slash", ["study", "create", "s.yaml", "--storage",
                                                "postgresql+psycopg://u:a:b/c:d@127.0.0.1:1/db"],
-         "cannot open storage", {"s.yaml": lambda tmp: study()}, secret="a:b/c"),
+         "percent-encode", {"s.yaml": lambda tmp: study()}, secret="b/c"),
+    # a raw "@" and "/" in the password: SQLAlchemy would read host "ss"; no part of the URL is printed
+    *[Case(f"url-{db}-raw-at-and-slash-{cmd}", argv + ["--storage", f"{scheme}://root:p@ss/w0rd@127.0.0.1:{port}/test"],
+           "--storage: the password holds a raw '@'", {"s.yaml": lambda tmp: study()}, secret="ss/w0rd")
+      for db, scheme, port in (("postgres", "postgresql+psycopg", 5432), ("mysql", "mysql+pymysql", 3306))
+      for cmd, argv in (("create", ["study", "create", "s.yaml"]), ("list", ["study", "list"]),
+                        ("dashboard", ["dashboard"]))],
+    Case("url-raw-at-only", ["study", "run", "s.yaml", "--storage", "postgresql+psycopg://u:p@ss@127.0.0.1:1/db"],
+         "percent-encode", {"s.yaml": lambda tmp: study()}, secret="ss@"),
+    Case("url-raw-hash", ["study", "list", "--storage", "mysql+pymysql://u:pa#ss@127.0.0.1:1/db"],
+         "SDD_OPT_STORAGE_PASSWORD", secret="pa#ss"),
     Case("url-malformed", ["study", "create", "s.yaml", "--storage", "not a url"], "malformed storage URL",
          {"s.yaml": lambda tmp: study()}),
     Case("url-unsupported", ["study", "create", "s.yaml", "--storage", "oracle://u:pw0rd@host/db"], "unsupported database",
@@ -353,9 +378,12 @@ CASES += [  # the cases that need a template database or run, or a busy port
     Case("status-unknown-study", ["study", "status", "nosuch", "--storage", TDB], "nosuch", setup=with_db),
     Case("report-unknown-study", ["report", "nosuch", "--storage", TDB], "nosuch", setup=with_db),
     Case("status-password-url", ["study", "status", "tiny", "--storage", "postgresql+psycopg://u:S3c/ret@127.0.0.1:1/db"],
+         "percent-encode", secret="S3c"),
+    Case("status-encoded-password-url", ["study", "status", "tiny", "--storage",
+                                         "postgresql+psycopg://u:S3c%2Fret@127.0.0.1:1/db"],
          "cannot open storage", secret="S3c"),
     Case("list-password-url", ["study", "list", "--storage", "mysql+pymysql://u:pa ss/w0rd@127.0.0.1:1/db"],
-         "cannot open storage", secret="w0rd"),
+         "percent-encode", secret="w0rd"),
     # -- study names -------------------------------------------------------------------------------
     Case("name-traversal", ["study", "create", "s.yaml", "--storage", SQLITE, "--name", "../../x"], "../../x",
          {"s.yaml": lambda tmp: study()}),
@@ -508,6 +536,33 @@ def test_the_dashboard_note_stores_no_password(tmp_path):
     from sdd_opt.study.runner import study_note
     from sdd_opt.study.spec import parse_study
 
-    note = study_note(parse_study(tiny_study(tmp_path), "s.yaml"), "postgresql+psycopg://user:S3c/ret@db.example/sdd")
+    note = study_note(parse_study(tiny_study(tmp_path), "s.yaml"), "postgresql+psycopg://user:S3c%2Fret@db.example/sdd")
     assert "S3c" not in note and "***" not in note
     assert "postgresql+psycopg://user@db.example/sdd" in note
+
+
+@pytest.mark.parametrize("scheme", ["postgresql+psycopg", "mysql+pymysql"])
+def test_a_raw_at_and_slash_in_sdd_opt_storage_is_refused_unprinted(scheme, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SDD_OPT_STORAGE", f"{scheme}://root:p@ss/w0rd@127.0.0.1:1/test")
+    code, out, err = run_cli(capsys, "study", "list")
+    assert code == 2 and err.strip().startswith("error: $SDD_OPT_STORAGE: the password holds a raw '@'"), err
+    assert "ss/w0rd" not in out + err and "127.0.0.1" not in out + err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_password_from_the_environment_may_hold_any_character(tmp_path, capsys, monkeypatch):
+    """It is inserted into the parsed URL (percent-encoded there), never printed."""
+    from sqlalchemy.engine import make_url
+
+    from sdd_opt.study.storage import resolve_url
+
+    monkeypatch.setenv("SDD_OPT_STORAGE_PASSWORD", "p@ss/w0rd#?")
+    url = resolve_url("postgresql+psycopg://root@127.0.0.1:1/test")
+    assert make_url(url).password == "p@ss/w0rd#?" and make_url(url).host == "127.0.0.1"
+    monkeypatch.setenv("SDD_OPT_STORAGE", url)  # as `study run --jobs` hands it to its workers: accepted again
+    assert resolve_url(None) == url
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "study", "list", "--storage", "postgresql+psycopg://root@127.0.0.1:1/test")
+    assert code == 2 and "cannot open storage" in err
+    assert "w0rd" not in out + err and "p%40ss" not in out + err

@@ -138,14 +138,14 @@ def _counts(study: optuna.Study) -> dict[str, int]:
     return out
 
 
-def reproduce_commands(spec: StudySpec, storage_url: str) -> list[str]:
-    from sdd_opt.study.storage import masked
+def reproduce_commands(spec: StudySpec, storage_url: str, how=None) -> list[str]:
+    """Re-make the study, export its front, write this report (``sdd_opt.study.reproduce``)."""
+    from sdd_opt.study import reproduce as rp
 
-    sets = "".join(f" --set '{o}'" for o in spec.overrides)
-    url = masked(storage_url) if storage_url else "URL"
-    return [f"sdd-opt study run {spec.source} --storage '{url}'{sets}",
-            f"sdd-opt study export {spec.name} --storage '{url}' --out exported/{spec.name}",
-            f"sdd-opt report {spec.name} --storage '{url}' --out report.html"]
+    url = storage_url or "URL"
+    how = how if how is not None else rp.HowRun(overrides=tuple(spec.overrides), stored=False)
+    return [rp.run_command(spec, url, how), rp.export_command(spec, url), rp.report_command(spec, url),
+            *rp.password_note(url)]
 
 
 def _settings(study: optuna.Study, spec: StudySpec, storage_url: str) -> str:
@@ -183,7 +183,9 @@ def _settings(study: optuna.Study, spec: StudySpec, storage_url: str) -> str:
                           f'<td class="l">{_e(rng)}</td><td class="l">{_e(when or "–")}</td></tr>')
     space = ('<table><thead><tr><th class="l">key</th><th class="l">type</th><th class="l">range</th>'
              f'<th class="l">only when</th></tr></thead><tbody>{"".join(space_rows)}</tbody></table>')
-    repro = "\n".join(reproduce_commands(spec, storage_url))
+    from sdd_opt.study.reproduce import stored_how
+
+    repro = "\n".join(reproduce_commands(spec, storage_url, stored_how(study, spec)))
     done = complete(study)
     versions = (TrialRecord.from_trial(done[0]).versions or None) if done else None
     base = json.dumps(spec.base.describe(), indent=1)
@@ -234,31 +236,36 @@ def _trial_figures(study: optuna.Study, spec: StudySpec, numbers: list[int], lim
     return f'<div class="grid">{"".join(figs)}</div>{more}'
 
 
-def _front_sections(study: optuna.Study, spec: StudySpec, front, lvl) -> list[str]:
+def _front_sections(study: optuna.Study, spec: StudySpec, front, lvl, storage_url: str = "URL") -> list[str]:
     """The Pareto front of the selected points, and the front over all levels (plots and tables)."""
+    from sdd_opt.study import reproduce as rp
+
     parts = []
     caption = ("Each trial at its selected level (rule "
                f"'{spec.file.select.rule}'). Stars: Pareto-optimal trials; colour: remedy (darker = more ℓ2); "
                "grey crosses: infeasible trials. Hover for SDD metrics and parameters.")
     parts.append(f'<section id="pareto"><h2>Pareto front — selected points</h2><p class="note">{_e(caption)}</p>'
                  f'<div class="plot">{_plot(F.pareto_figure(study, spec), "plot-pareto")}</div>'
-                 f'<h3>Front table</h3><p class="note">The rows of <code>sdd-opt study pareto {_e(spec.name)}</code>: '
+                 f'<h3>Front table</h3><p class="note">The rows of '
+                 f"<code>{_e(rp.pareto_command(spec, storage_url))}</code>: "
                  f"objectives, selected level, SDD metrics of the validation curve, parameters.</p>"
                  f"{table_html(front, 'front-table')}</section>")
     parts.append(f'<section id="levels"><h2>Pareto front — all levels of all trials</h2>'
                  f'<p class="note">Every pruning level of every feasible trial is a candidate model; the front over '
                  f"them says which (configuration, number of levels) gives the best validation accuracy at each "
-                 f"sparsity. <code>sdd-opt study pareto {_e(spec.name)} --levels</code>, "
-                 f"<code>sdd-opt study export {_e(spec.name)} --levels</code>.</p>"
+                 f"sparsity. <code>{_e(rp.pareto_command(spec, storage_url, levels=True))}</code>, "
+                 f"<code>{_e(rp.export_command(spec, storage_url, levels=True))}</code>.</p>"
                  f'<div class="plot">{_plot(F.levels_figure(study, spec, lvl), "plot-levels")}</div>'
                  f"<details><summary>table ({len(lvl)} points)</summary>{table_html(lvl, 'levels-table', feasible_col=None)}"
                  f"</details></section>")
     return parts
 
 
-def _curves_section(study: optuna.Study, spec: StudySpec, done, front_numbers: list[int]) -> str:
+def _curves_section(study: optuna.Study, spec: StudySpec, done, front_numbers: list[int],
+                    storage_url: str = "URL") -> str:
     """All curves overlaid (interactive, and the paper-style PNG) and the SDD gap by remedy."""
     from sdd_opt.plots import plot_curves
+    from sdd_opt.study.reproduce import curves_command
 
     items = curve_items(done)
     with tempfile.TemporaryDirectory() as tmp:
@@ -267,8 +274,8 @@ def _curves_section(study: optuna.Study, spec: StudySpec, done, front_numbers: l
             path = plot_curves(items, Path(tmp) / "curves.png", metrics=("test_acc", "train_acc"),
                                title=f"{spec.name}: {len(items)} curves", highlight=front_numbers)
             png = (f'<h3>Paper-style figure</h3><img id="img-curves" alt="all curves" style="max-width:100%" '
-                   f'src="{_png(path)}"><p class="note">The same with <code>sdd-opt study curves {_e(spec.name)} '
-                   f"--out curves.png</code>; thick lines: Pareto-optimal trials.</p>")
+                   f'src="{_png(path)}"><p class="note">The same with <code>{_e(curves_command(spec, storage_url))}'
+                   f"</code>; thick lines: Pareto-optimal trials.</p>")
     return (f'<section id="curves"><h2>Accuracy vs sparsity — all curves</h2>'
             f'<p class="note">Grey: no remedy; blues: ℓ2; oranges: distillation; darker = larger ℓ2 weight; '
             f"thick: Pareto-optimal trials; dotted: infeasible. The buttons switch between test, validation and "
@@ -351,8 +358,8 @@ def build_report(study: optuna.Study, spec: StudySpec, storage_url: str = "", *,
         kpis.append((f"{hv:.4f}", "hypervolume"))
     kpi_html = "".join(f'<div class="kpi"><b>{_e(v)}</b><span>{_e(k)}</span></div>' for v, k in kpis)
 
-    parts = [_settings(study, spec, storage_url), *_front_sections(study, spec, front, lvl),
-             _curves_section(study, spec, done, front_numbers), _importance_section(study, spec),
+    parts = [_settings(study, spec, storage_url), *_front_sections(study, spec, front, lvl, storage_url or "URL"),
+             _curves_section(study, spec, done, front_numbers, storage_url or "URL"), _importance_section(study, spec),
              _hypervolume_section(hist, spec),
              f'<section id="trials"><h2>All trials</h2>{table_html(_trials_table(study, spec), "trials-table")}</section>']
     if trial_figures and front_numbers:

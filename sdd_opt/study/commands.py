@@ -64,17 +64,21 @@ def _load_spec(file, overrides, name):
 @click.option("--seed-with-paper", is_flag=True, help="Enqueue the paper's reference points as the first trials.")
 def create(file, storage, name, overrides, seed_with_paper) -> None:
     """Store the study FILE (its settings, search space and objectives) without running anything."""
+    from sdd_opt.study import reproduce as rp
     from sdd_opt.study.paper import enqueue_paper_trials
     from sdd_opt.study.runner import create_or_resume
     from sdd_opt.study.storage import masked
 
     spec = _load_spec(file, overrides, name)
     st, url = _open(storage)
-    s = create_or_resume(spec, st, url, create_only=True)
+    how = rp.HowRun(overrides=tuple(overrides), name=name, seed_with_paper=seed_with_paper)
+    s = create_or_resume(spec, st, url, create_only=True, how=how)
     if seed_with_paper:
         enqueue_paper_trials(s, spec, log=click.echo)
     click.echo(f"created study {spec.name!r} in {masked(url)}")
-    click.echo(f"add workers with: sdd-opt study worker {spec.name} --storage '{masked(url)}' --n-trials N")
+    click.echo(f"add workers with: {rp.worker_command(spec, url)}")
+    for line in rp.password_note(url):
+        click.echo(line)
 
 
 def _worker_options(f):
@@ -170,19 +174,24 @@ def _work(s, spec, url, *, n_trials, timeout, device, threads, artifacts, progre
 
 
 def run_study(spec, storage, *, jobs, seed_with_paper, n_trials, timeout, device, threads, artifacts,
-              heartbeat_interval, grace_period, storage_timeout, progress, replay=None):
+              heartbeat_interval, grace_period, storage_timeout, progress, replay=None, overrides=None, name=None):
     """Create or resume ``spec``'s study and work on it with ``jobs`` local workers; returns (study, url).
 
     This process is worker 0; workers 1..jobs-1 are child processes (``local_workers``). Default
     layout: one worker per core with one torch thread each (one per GPU on a CUDA machine).
+    ``overrides`` / ``name``: the command line's ``--set`` and ``--name``, stored for the reproduce
+    commands with the other flags that change the result (``reproduce.HowRun``).
     """
     from sdd_opt.study import local_workers as lw
     from sdd_opt.study.paper import enqueue_paper_trials
     from sdd_opt.study.artifact_stores import check_artifacts
+    from sdd_opt.study.reproduce import HowRun
     from sdd_opt.study.runner import create_or_resume
 
     _check_device(device)
     check_artifacts(artifacts)
+    how = HowRun(overrides=tuple(spec.overrides if overrides is None else overrides), name=name,
+                 seed_with_paper=seed_with_paper, replay=replay, n_trials=n_trials, timeout=timeout, jobs=jobs)
     n_trials = n_trials or spec.file.budget.n_trials
     timeout = timeout or spec.file.budget.timeout
     if n_trials is None and timeout is None:
@@ -196,7 +205,7 @@ def run_study(spec, storage, *, jobs, seed_with_paper, n_trials, timeout, device
         jobs = 1
         table = CurveTable.load(replay)
     st, url = _worker_storage(storage, heartbeat_interval, grace_period, storage_timeout)
-    s = create_or_resume(spec, st, url)
+    s = create_or_resume(spec, st, url, how=how)
     if seed_with_paper:
         enqueue_paper_trials(s, spec, log=click.echo)
     click.echo(f"study {spec.name!r}: {len(spec.search_space)} searched keys, objectives "
@@ -242,7 +251,8 @@ def run(file, storage, name, overrides, jobs, seed_with_paper, replay, n_trials,
     spec = _load_spec(file, overrides, name)
     s, url = run_study(spec, storage, jobs=jobs, seed_with_paper=seed_with_paper, n_trials=n_trials, timeout=timeout,
                        device=device, threads=threads, artifacts=artifacts, heartbeat_interval=heartbeat_interval,
-                       grace_period=grace_period, storage_timeout=storage_timeout, progress=progress, replay=replay)
+                       grace_period=grace_period, storage_timeout=storage_timeout, progress=progress, replay=replay,
+                       overrides=list(overrides), name=name)
     _print_summary(s, spec, url)
 
 
@@ -311,9 +321,9 @@ def _measure_line(s, spec) -> str:
 
 
 def _print_summary(s, spec, url) -> None:
+    from sdd_opt.study import reproduce as rp
     from sdd_opt.study.pareto import front_table, levels_front
     from sdd_opt.study.runner import counts
-    from sdd_opt.study.storage import masked
 
     c = counts(s)
     click.echo(f"\n{spec.name}: {c['COMPLETE']} complete, {c['FAIL']} failed, {c['RUNNING']} running, {c['PRUNED']} pruned")
@@ -325,10 +335,12 @@ def _print_summary(s, spec, url) -> None:
             click.echo("Pareto front (selected points):")
             click.echo(_format(front_table(s, spec), "table"))
         click.echo(_measure_line(s, spec))
-    click.echo(f"\nopen the dashboard:  sdd-opt dashboard --storage '{masked(url)}'")
-    click.echo(f"export the front:    sdd-opt study export {spec.name} --storage '{masked(url)}' --out exported/{spec.name}")
-    click.echo(f"export its models:   sdd-opt study export {spec.name} --storage '{masked(url)}' --weights "
-               f"--out exported/{spec.name}-models")
+    click.echo(f"\nopen the dashboard:  {rp.dashboard_command(url)}")
+    click.echo(f"export the front:    {rp.export_command(spec, url)}")
+    click.echo(f"export its models:   {rp.export_command(spec, url, weights=True)}")
+    click.echo(f"reproduce the study: {rp.run_command(spec, url, rp.stored_how(s, spec))}")
+    for line in rp.password_note(url):
+        click.echo(line)
 
 
 @study.command("status")

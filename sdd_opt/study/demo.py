@@ -144,7 +144,7 @@ def write_outputs(study: "optuna.Study", spec, url: str, out: Path) -> tuple[Pat
 
 
 def print_demo_summary(study: "optuna.Study", spec, url: str, out: Path, echo=click.echo) -> list[tuple[str, bool]]:
-    from sdd_opt.study.storage import masked
+    from sdd_opt.study import reproduce as rp
 
     fmt = lambda df: df.to_string(index=False, float_format=lambda v: f"{v:.3f}")  # noqa: E731
     refs = reference_trials(study, spec)
@@ -162,8 +162,11 @@ def print_demo_summary(study: "optuna.Study", spec, url: str, out: Path, echo=cl
     report, figure = write_outputs(study, spec, url, out)
     echo(f"\nwrote {figure}  (the curves; open it in any image viewer)")
     echo(f"wrote {report}  (the report; open it in a browser, it works offline: file://{report.resolve()})")
-    echo(f"dashboard: sdd-opt dashboard --storage '{masked(url)}'   then open http://127.0.0.1:8080")
-    echo(f"export:    sdd-opt study export {spec.name} --storage '{masked(url)}' --out exported/{spec.name}")
+    echo(f"dashboard: {rp.dashboard_command(url)}   then open http://127.0.0.1:8080")
+    echo(f"export:    {rp.export_command(spec, url)}")
+    echo(f"reproduce: {rp.run_command(spec, url, rp.stored_how(study, spec))}")
+    for line in rp.password_note(url):
+        echo(line)
     return checks
 
 
@@ -185,5 +188,5 @@ def demo(file, storage, out, overrides, jobs, n_trials, artifacts, progress) -> 
     spec = _load_spec(file, overrides, None)
     s, url = run_study(spec, storage, jobs=jobs, seed_with_paper=True, n_trials=n_trials, timeout=None, device=None,
                        threads=None, artifacts=artifacts, heartbeat_interval=60, grace_period=120,
-                       storage_timeout=600, progress=progress)
+                       storage_timeout=600, progress=progress, overrides=list(overrides))
     print_demo_summary(s, spec, url, Path(out) if out else Path("storage") / spec.name)

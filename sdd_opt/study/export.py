@@ -21,6 +21,7 @@ from sdd_opt.errors import UserError
 from sdd_opt.renamed import rename_run_config
 from sdd_opt.study.pareto import front_table, levels_front
 from sdd_opt.study.record import TrialRecord
+from sdd_opt.study.reproduce import train_command
 from sdd_opt.study.spec import StudySpec
 
 
@@ -33,6 +34,15 @@ def _config_for(trial: optuna.trial.FrozenTrial, level: int) -> dict:
     data["train"] = dict(data["train"], device="auto", threads=None)
     build_config(data, source=f"trial {trial.number}")  # validate before writing
     return data
+
+
+def _replayed_note(trial: optuna.trial.FrozenTrial) -> str:
+    """A replayed trial's numbers come from a recorded table: say that its re-run trains for real."""
+    replay = trial.user_attrs.get("replay")
+    if not isinstance(replay, dict):
+        return ""
+    return (f"# replayed: these numbers are the recorded curve of the nearest grid point of {replay.get('table')}; "
+            "the re-run trains this config and gives its own curve\n")
 
 
 def export_front(study: optuna.Study, spec: StudySpec, out: Path, fmt: str = "yaml", levels: bool = False) -> pd.DataFrame:
@@ -52,7 +62,8 @@ def export_front(study: optuna.Study, spec: StudySpec, out: Path, fmt: str = "ya
         point = TrialRecord.from_trial(trial).curve[level]
         header = (f"# exported from study {spec.name}, trial {trial.number}, level {level}: "
                   f"val_acc {point['val_acc']:.4f} at sparsity {point['sparsity']:.4f}\n"
-                  f"# re-run: sdd-opt train --config {path.name} --out storage/runs/{stem}\n")
+                  f"# re-run (in this folder): {train_command(path.name, stem)}\n"
+                  + _replayed_note(trial))
         if fmt == "json":
             path.write_text(json.dumps(data, indent=2))
         else:

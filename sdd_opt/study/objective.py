@@ -186,6 +186,11 @@ class Objective:
         self.log(f"trial {trial.number}: {_describe_params(cfg.describe(), applied, self.spec)}")
         return cfg, seeds
 
+    def _trial_log(self, trial: optuna.Trial, seed: int, n_seeds: int) -> Callable[[str], None]:
+        """``log`` with the trial (and seed) in front: parallel workers' level lines interleave."""
+        prefix = f"trial {trial.number}" + (f" seed {seed}" if n_seeds > 1 else "")
+        return lambda msg: self.log(f"{prefix} {msg}")
+
     def level_stop(self, trial: optuna.Trial, rows: list[dict]) -> Optional[str]:
         """The study's successive-halving rule on this trial's levels so far (None: go on)."""
         if self.halving is None:
@@ -220,7 +225,8 @@ class Objective:
                 with run_lock(run_dir, self.log):
                     reused = len(read_curve(run_dir / "curve.csv"))  # levels an earlier trial or try finished
                     res = run_curve(run_cfg, run_dir, resume=True, on_level=on_level, keep_checkpoints=keep,
-                                    progress=self.progress, log=self.log, share_dir=self.runs.parent / "shared")
+                                    progress=self.progress, log=self._trial_log(trial, seed, len(seeds)),
+                                    share_dir=self.runs.parent / "shared")
             except DivergedError as exc:
                 trial.set_user_attr("fail_reason", f"seed {seed}: {exc}")
                 if keep == "all":  # a diverged run resumes to the same divergence: no staged level is needed

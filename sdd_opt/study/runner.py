@@ -36,24 +36,45 @@ def _diff(stored: dict, current: dict) -> list[str]:
     return [k for k in current if stored.get(k) != current.get(k)]
 
 
-def study_note(spec: StudySpec, storage_url: str) -> str:
-    """The dashboard note; it is stored, so its URL holds no password at all (not even ``***``)."""
-    from sdd_opt.errors import url_without_password
+def study_note(spec: StudySpec, storage_url: str, how=None) -> str:
+    """The dashboard note; it is stored, so its URL holds no password at all (not even ``***``).
 
-    sets = " ".join(f"--set {o}" for o in spec.overrides)
+    ``how``: the flags the study was run with (:class:`sdd_opt.study.reproduce.HowRun`), which its
+    "Reproduce" command carries.
+    """
+    from sdd_opt.study import reproduce as rp
+
+    how = how if how is not None else rp.HowRun(overrides=tuple(spec.overrides), stored=False)
     return (
         f"# {spec.name}\n\n{spec.file.description}\n\n"
         f"* objectives: {', '.join(f'{m} ({d})' for m, d in zip(spec.metric_names, spec.directions))}\n"
         f"* select rule: {spec.file.select.rule} (epsilon {spec.file.select.epsilon}); repeats: {spec.file.repeats}\n"
         f"* sampler: {spec.sampler_name}, seed {spec.file.sampler.seed}\n\n"
-        f"Reproduce: `sdd-opt study run {spec.source} --storage {url_without_password(storage_url)} {sets}`\n\n"
-        f"Export the front: `sdd-opt study export {spec.name} --out exported/`\n\n"
-        f"```json\n{json.dumps(spec.identity(), indent=1)[:6000]}\n```\n"
+        f"Reproduce: `{rp.run_command(spec, storage_url, how)}`\n\n"
+        f"Export the front: `{rp.export_command(spec, storage_url)}`\n\n"
+        + "".join(f"{line}\n\n" for line in rp.password_note(storage_url))
+        + f"```json\n{json.dumps(spec.identity(), indent=1)[:6000]}\n```\n"
     )
 
 
-def create_or_resume(spec: StudySpec, storage, storage_url: str = "", *, create_only: bool = False) -> optuna.Study:
-    """Create the study, or resume it if its stored identity matches ``spec`` (else UserError)."""
+def _save_note(study: optuna.Study, text: str) -> None:
+    try:
+        from optuna_dashboard import save_note
+
+        save_note(study, text)
+    except Exception:  # the note is a convenience for the dashboard only
+        pass
+
+
+def create_or_resume(spec: StudySpec, storage, storage_url: str = "", *, create_only: bool = False,
+                     how=None) -> optuna.Study:
+    """Create the study, or resume it if its stored identity matches ``spec`` (else UserError).
+
+    ``how``: the command-line flags it runs with (``reproduce.HowRun``), stored with it for the
+    reproduce commands; a resumed study adds what is new (paper trials, a replay table, a budget).
+    """
+    from sdd_opt.study.reproduce import remember, stored_how
+
     identity = spec.identity()
     try:
         existing = optuna.load_study(study_name=spec.name, storage=storage, sampler=make_sampler(spec))
@@ -69,19 +90,18 @@ def create_or_resume(spec: StudySpec, storage, storage_url: str = "", *, create_
                             f"use --name for a new study (refusing to mix trials)")
         if create_only:
             raise UserError(f"study {spec.name!r} already exists (with the same settings); use 'study run' to resume it")
+        if how is not None and remember(existing, how):
+            _save_note(existing, study_note(spec, storage_url, stored_how(existing, spec)))
         return existing
     study = optuna.create_study(study_name=spec.name, storage=storage, directions=spec.directions,
                                 sampler=make_sampler(spec), load_if_exists=True)
     study.set_metric_names(spec.metric_names)
     study.set_user_attr(IDENTITY_ATTR, identity)
     study.set_user_attr(SPEC_ATTR, spec.to_json())
+    if how is not None:
+        remember(study, how)
     enqueue_initial(study, spec)
-    try:
-        from optuna_dashboard import save_note
-
-        save_note(study, study_note(spec, storage_url))
-    except Exception:  # the note is a convenience for the dashboard only
-        pass
+    _save_note(study, study_note(spec, storage_url, how))
     return study
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from sdd_opt.errors import UserError, mask_secrets
+from sdd_opt.errors import UserError, mask_secrets, password_is_ambiguous
 
 DEFAULT_URL = "sqlite:///storage/sdd_opt.db"
 ENV_URL = "SDD_OPT_STORAGE"
@@ -35,7 +35,11 @@ def masked(url: str) -> str:
 
 def resolve_url(url: Optional[str] = None) -> str:
     """Pick the storage URL (flag, environment, default) and check its form without connecting."""
+    flag = "--storage" if url else f"${ENV_URL}"
     url = url or os.environ.get(ENV_URL) or DEFAULT_URL
+    if password_is_ambiguous(url):  # no part of the URL is printed: where its password ends is unknown
+        raise UserError(f"{flag}: the password holds a raw '@', '/', '?' or '#'; percent-encode it (@ as %40, "
+                        f"/ as %2F) or leave it out of the URL and set ${ENV_PASSWORD}")
     if url.startswith("grpc://"):
         host, _, port = url[len("grpc://"):].rpartition(":")
         if not host or not port.isdigit():

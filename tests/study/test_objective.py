@@ -107,3 +107,17 @@ def test_trials_that_differ_only_in_their_target_share_levels_and_pay_only_new_o
     assert long["epochs_trained"] == epochs and long["cost"][0]["levels_reused"] == 3  # continued from it
     assert [r["val_acc"] for r in short["curve"]] == [r["val_acc"] for r in mid["curve"][:2]]
     assert [r["val_acc"] for r in long["curve"][:3]] == [r["val_acc"] for r in mid["curve"]]
+
+
+def test_a_trials_level_lines_carry_its_trial_number(study_file, sqlite_url, tmp_path):
+    """Parallel workers' lines interleave: each level line says which trial (and seed) it belongs to."""
+    spec = load_study_spec(study_file(repeats=2, budget={"n_trials": 2}))
+    study = create_or_resume(spec, optuna.storages.RDBStorage(sqlite_url), sqlite_url)
+    lines: list[str] = []
+    work(study, Objective(spec, tmp_path / "art", log=lines.append), n_trials=2, log=lambda *_: None)
+    level_lines = [line for line in lines if " level " in line and "/2 " in line]
+    assert len(level_lines) == 2 * 2 * 3, lines  # 2 trials x 2 seeds x levels 0-2
+    for n in (0, 1):
+        for seed in (0, 1):
+            mine = [line for line in level_lines if line.startswith(f"trial {n} seed {seed} level ")]
+            assert [line.split()[5] for line in mine] == ["0/2", "1/2", "2/2"], lines
