@@ -16,7 +16,10 @@ def meta_model(cfg):
 
     from sdd_opt.data import SHAPES
     from sdd_opt.models import build_model
+    from sdd_opt.plugins import check_pair, uses_plugins
 
+    if uses_plugins(cfg):  # built and run on the CPU: a user's builder need not know the meta device
+        return check_pair(cfg)
     if cfg.data.name not in SHAPES:
         return None
     input_shape, num_classes = SHAPES[cfg.data.name]
@@ -111,6 +114,10 @@ def check_new_study(spec, file: str, name_given: bool) -> None:
     from sdd_opt.paths import check_study_name
 
     check_study_name(spec.name, "--name" if name_given else f"{file}: name")
+    from sdd_opt.plugins import uses_plugins
+
+    if uses_plugins(spec.base):  # a plug-in that raises or does not fit its data fails now, not in a trial
+        check_schedule(spec.base)
     teacher = spec.base.distill.teacher
     if teacher.checkpoint or teacher.run:  # a given teacher is checked now, not when a trial first distils
         cfg = spec.base.model_copy(deep=True)

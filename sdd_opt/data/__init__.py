@@ -121,9 +121,12 @@ def load_data(cfg: "DataConfig", seed: int) -> Dataset:
 
     from sdd_opt.data.noise import corrupt_labels
 
-    if cfg.name not in DATASETS:
-        raise UserError(f"unknown dataset {cfg.name!r}; choose one of {', '.join(sorted(DATASETS))}")
-    raw = DATASETS[cfg.name](cfg.data_dir)
+    if cfg.name in DATASETS:
+        raw = DATASETS[cfg.name](cfg.data_dir)
+    else:  # an import path or entry point (sdd_opt.plugins, docs/plugins.md): checked, cached per process
+        from sdd_opt.plugins import load_raw
+
+        raw = load_raw(cfg)
     x, y = raw.x_train.float(), raw.y_train.long()
     n = len(y)
     if cfg.train_size is not None:

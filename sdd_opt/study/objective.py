@@ -163,8 +163,11 @@ class Objective:
         if self.runs is not None and cfg.distill.teacher.cache_dir == TEACHER_CACHE_DEFAULT:
             cfg.distill.teacher.cache_dir = str(self.runs.parent / "teachers")  # share teachers beside the runs
         seeds = [cfg.seed + i for i in range(self.spec.file.repeats)]
-        record = TrialRecord(config=cfg.describe(), seeds=seeds, versions=versions(), remedy=remedy_of(cfg))
-        record.write(trial, "config", "seeds", "versions", "remedy")
+        from sdd_opt.plugins import provenance_of
+
+        record = TrialRecord(config=cfg.describe(), seeds=seeds, versions=versions(), remedy=remedy_of(cfg),
+                             plugins=provenance_of(cfg).get("plugins"))
+        record.write(trial, "config", "seeds", "versions", "remedy", *(("plugins",) if record.plugins else ()))
         self.log(f"trial {trial.number}: {_describe_params(trial.params)}")
         return cfg, seeds
 

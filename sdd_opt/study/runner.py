@@ -18,6 +18,7 @@ from typing import Callable, Optional
 import optuna
 from optuna.trial import TrialState
 
+from sdd_opt import plugins
 from sdd_opt.errors import DivergedError, UserError
 from sdd_opt.renamed import rename_identity
 from sdd_opt.study._optuna_compat import is_heartbeat_enabled, storage_of
@@ -69,12 +70,15 @@ def create_or_resume(spec: StudySpec, storage, storage_url: str = "", *, create_
                             f"use --name for a new study (refusing to mix trials)")
         if create_only:
             raise UserError(f"study {spec.name!r} already exists (with the same settings); use 'study run' to resume it")
+        plugins.check_study(existing, spec)
         return existing
     study = optuna.create_study(study_name=spec.name, storage=storage, directions=spec.directions,
                                 sampler=make_sampler(spec), load_if_exists=True)
     study.set_metric_names(spec.metric_names)
     study.set_user_attr(IDENTITY_ATTR, identity)
     study.set_user_attr(SPEC_ATTR, spec.to_json())
+    if plugins.study_attr(spec):  # their source hashes: a worker with a changed plug-in is refused
+        study.set_user_attr(plugins.STUDY_ATTR, plugins.study_attr(spec))
     enqueue_initial(study, spec)
     try:
         from optuna_dashboard import save_note
@@ -214,6 +218,8 @@ def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] =
                     time.sleep(poll)  # other workers hold the rest of the budget; wait in case they fail
                     _fail_stale(study)
                     continue
+                if getattr(objective, "spec", None) is not None:  # before a trial is taken: nothing is lost
+                    plugins.check_study(study, objective.spec)
                 objective.last_trial_id = None
                 mark = len(retrier.claimed_trials) if retrier else 0
                 in_trial = True
