@@ -51,12 +51,28 @@ def _known_name(kind: str, name: str, info: ValidationInfo) -> str:
     when a worker runs it, so a study's results stay readable where its plug-in is not installed."""
     from sdd_opt import plugins
 
-    if plugins.is_plugin(kind, name):
-        if not is_stored(info):
-            plugins.resolve(kind, name)
-        elif ":" in name:
-            plugins.import_path(kind, name)
+    if name in _builtin_names(kind):
+        return name
+    if not plugins.is_plugin(kind, name):
+        eps = plugins.entry_point_names(kind)
+        raise ValueError(f"unknown {'model' if kind == 'model' else 'dataset'} {name!r}; choose one of "
+                         f"{', '.join(sorted(_builtin_names(kind)))}, or an import path 'module:function' "
+                         f"(docs/plugins.md){'; installed entry points: ' + ', '.join(eps) if eps else ''}")
+    if not is_stored(info):
+        plugins.resolve(kind, name)
+    else:
+        plugins.import_path(kind, name)
     return name
+
+
+def _builtin_names(kind: str):
+    if kind == "model":
+        from sdd_opt.models import MODELS
+
+        return MODELS
+    from sdd_opt.data import DATASETS
+
+    return DATASETS
 
 
 def _extra_keys(kind: str):
@@ -66,7 +82,7 @@ def _extra_keys(kind: str):
         from sdd_opt import plugins
 
         extras = dict(self.model_extra or {})
-        if not plugins.is_plugin(kind, self.name):
+        if self.name in _builtin_names(kind):
             if extras:
                 raise ValueError(f"unknown key {next(iter(extras))!r} ({self.name} is built in; keys beside name "
                                  "go to a plug-in's builder or loader, docs/plugins.md)")

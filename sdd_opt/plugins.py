@@ -14,6 +14,7 @@ built-in names add nothing to any hash, so stored runs keep their names.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.metadata
@@ -56,24 +57,20 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def builtins(kind: str) -> dict:
-    if kind == "model":
-        from sdd_opt.models import MODELS
-
-        return MODELS
-    from sdd_opt.data import DATASETS
-
-    return DATASETS
-
-
-def is_plugin(kind: str, name: str) -> bool:
-    """Whether ``name`` is not a built-in (or in-process ``@register``-ed) model / dataset."""
-    return name not in builtins(kind)
-
-
+@functools.lru_cache(maxsize=None)
 def _entry_points(kind: str) -> dict[str, str]:
     return {ep.name: f"{ep.module}:{ep.attr}" if ep.attr else ep.value
             for ep in importlib.metadata.entry_points(group=GROUPS[kind])}
+
+
+def entry_point_names(kind: str) -> list[str]:
+    return sorted(_entry_points(kind))
+
+
+def is_plugin(kind: str, name: str) -> bool:
+    """An import path, or an installed entry point's name. (Callers look a name up among the built-ins
+    first: a built-in name is never a plug-in, so it adds nothing to any hash.)"""
+    return ":" in name or name in _entry_points(kind)
 
 
 def import_path(kind: str, name: str) -> str:
@@ -87,10 +84,7 @@ def import_path(kind: str, name: str) -> str:
     eps = _entry_points(kind)
     if name in eps:
         return eps[name]
-    what = "model" if kind == "model" else "dataset"
-    installed = f"; installed entry points: {', '.join(sorted(eps))}" if eps else ""
-    raise ValueError(f"unknown {what} {name!r}; choose one of {', '.join(sorted(builtins(kind)))}, "
-                     f"or an import path 'module:function' (docs/plugins.md){installed}")
+    raise ValueError(f"{name!r} is neither an import path 'module:function' nor an installed entry point")
 
 
 def _import(path: str) -> tuple[Callable, Any]:
@@ -238,11 +232,9 @@ def _pair(value, split: str, where: str):
 
 
 def _fields(out, where: str) -> dict:
-    from sdd_opt.data import RawData
-
-    if isinstance(out, RawData):
+    if all(hasattr(out, k) for k in ("x_train", "y_train", "x_test", "y_test", "num_classes")):  # a RawData
         return dict(x_train=out.x_train, y_train=out.y_train, x_test=out.x_test, y_test=out.y_test,
-                    num_classes=out.num_classes, augment=out.augment_default)
+                    num_classes=out.num_classes, augment=bool(getattr(out, "augment_default", False)))
     if not isinstance(out, dict):
         raise UserError(f"data.name: {where} returned {type(out).__name__}; return a dict with train, test and "
                         "num_classes (docs/plugins.md)")
@@ -288,10 +280,9 @@ def check_data(f: dict, where: str) -> None:
                         f"{tuple(f['x_test'].shape[1:])} differ in shape")
 
 
-def load_raw(cfg):
-    """A plug-in dataset's ``RawData`` (``cfg`` a DataConfig), loaded once per process and checked."""
-    from sdd_opt.data import RawData
-
+def load_fields(cfg) -> dict:
+    """A plug-in dataset as checked fields (x_train, y_train, x_test, y_test, num_classes, augment;
+    ``cfg`` a DataConfig), loaded once per process."""
     plugin = resolve_or_exit("data", cfg.name)
     extras = dict(cfg.model_extra or {})
     key = json.dumps([plugin.path, plugin.source_hash, cfg.data_dir, extras], sort_keys=True, default=str)
@@ -304,45 +295,9 @@ def load_raw(cfg):
             raise UserError(f"data.name: {plugin.path} raised {type(exc).__name__}: {_one_line(exc)}") from None
         f = _fields(out, plugin.path)
         check_data(f, plugin.path)
-        _DATA_CACHE[key] = RawData(f["x_train"].float(), f["y_train"].long(), f["x_test"].float(),
-                                   f["y_test"].long(), int(f["num_classes"]), f["augment"])
+        _DATA_CACHE[key] = {**f, "x_train": f["x_train"].float(), "y_train": f["y_train"].long(),
+                            "x_test": f["x_test"].float(), "y_test": f["y_test"].long()}
     return _DATA_CACHE[key]
-
-
-def data_shape(cfg) -> Optional[tuple[tuple[int, ...], int]]:
-    """(input shape, number of classes) of ``cfg``'s dataset (a DataConfig): known, or loaded."""
-    from sdd_opt.data import SHAPES
-
-    if not is_plugin("data", cfg.name):
-        return SHAPES.get(cfg.name)
-    raw = load_raw(cfg)
-    return tuple(raw.x_train.shape[1:]), raw.num_classes
-
-
-def check_pair(cfg):
-    """Build ``cfg``'s model for its data and run two zero inputs through it: the logits must be
-    ``(2, num_classes)``. Plug-in models are built on the CPU (their builders may not know the meta
-    device); returns the model, or None when the data's shape is unknown."""
-    import torch
-
-    shape = data_shape(cfg.data)
-    if shape is None:
-        return None
-    from sdd_opt.models import build_model
-
-    input_shape, num_classes = shape
-    model = build_model(cfg.model, input_shape, num_classes)
-    try:
-        with torch.no_grad():
-            out = model.eval()(torch.zeros(2, *input_shape))
-    except Exception as exc:
-        raise UserError(f"model.name: {cfg.model.name} does not take {cfg.data.name}'s inputs of shape "
-                        f"{tuple(input_shape)}: {type(exc).__name__}: {_one_line(exc)}") from None
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_classes):
-        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise UserError(f"model.name: {cfg.model.name} returned {got} for a batch of 2; logits must be "
-                        f"(batch, {num_classes}) for {cfg.data.name}'s {num_classes} classes")
-    return model
 
 
 def uses_plugins(cfg) -> bool:

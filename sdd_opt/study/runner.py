@@ -179,6 +179,14 @@ def _finished_elsewhere(study: optuna.Study, objective, exc: Exception, log: Cal
     return True
 
 
+def _before_trial(study: optuna.Study, objective) -> None:
+    """Refuse (UserError) before a trial is taken, so the study loses nothing, when a plug-in does
+    not import here or its source changed since the study was created."""
+    if getattr(objective, "spec", None) is not None:
+        plugins.check_study(study, objective.spec)
+    objective.last_trial_id = None
+
+
 def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] = None,
          timeout: Optional[float] = None, poll: Optional[float] = None,
          log: Callable[[str], None] = print, on_trial: Optional[Callable[[], None]] = None) -> WorkResult:
@@ -218,9 +226,7 @@ def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] =
                     time.sleep(poll)  # other workers hold the rest of the budget; wait in case they fail
                     _fail_stale(study)
                     continue
-                if getattr(objective, "spec", None) is not None:  # before a trial is taken: nothing is lost
-                    plugins.check_study(study, objective.spec)
-                objective.last_trial_id = None
+                _before_trial(study, objective)
                 mark = len(retrier.claimed_trials) if retrier else 0
                 in_trial = True
                 try:
