@@ -97,7 +97,7 @@ def _import(path: str) -> tuple[Callable, Any]:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # ImportError, SyntaxError, or whatever the module raises at import
-        raise ValueError(f"cannot import {module_name!r} ({type(exc).__name__}: {_one_line(exc)}); "
+        raise ValueError(f"cannot import {path!r} ({type(exc).__name__}: {_one_line(exc)}); "
                          "the module is looked up on PYTHONPATH, then in the current directory") from None
     finally:
         sys.dont_write_bytecode = keep
