@@ -94,6 +94,7 @@ def _import(path: str) -> tuple[Callable, Any]:
     if cwd not in sys.path and "" not in sys.path:
         sys.path.append(cwd)
     keep, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    importlib.invalidate_caches()  # a module file written since the last import (tests, notebooks)
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # ImportError, SyntaxError, or whatever the module raises at import
