@@ -199,6 +199,21 @@ def build_model(name: str, extras: dict, width: int, input_shape: tuple[int, ...
         raise UserError(f"model.name: {plugin.path} raised {type(exc).__name__}: {_one_line(exc)}") from None
     if not isinstance(model, nn.Module):
         raise UserError(f"model.name: {plugin.path} returned {type(model).__name__}, not a torch.nn.Module")
+    return _materialized(model, plugin, input_shape)
+
+
+def _materialized(model, plugin: Plugin, input_shape: tuple[int, ...]):
+    """Lazy layers (``nn.LazyLinear``...) get their shapes from one batch of zeros, as masks need them."""
+    import torch
+    from torch.nn.parameter import UninitializedParameter
+
+    if any(isinstance(p, UninitializedParameter) for p in model.parameters()):
+        try:
+            with torch.no_grad():
+                model(torch.zeros(2, *input_shape))
+        except Exception as exc:
+            raise UserError(f"model.name: {plugin.path}: its lazy layers failed on inputs of shape "
+                            f"{tuple(input_shape)}: {type(exc).__name__}: {_one_line(exc)}") from None
     return model
 
 
