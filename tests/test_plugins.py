@@ -233,3 +233,47 @@ def test_a_worker_that_cannot_import_the_plugin_stops_before_taking_a_trial(modu
     assert lines[0].startswith(f"error: model.name: cannot import '{name}:build' (ModuleNotFoundError")
     assert optuna.load_study(study_name="plug-missing", storage=url).get_trials() == []
     assert not (tmp_path / "artifacts").exists()
+
+
+def test_grpc_proxy_workers_import_the_same_path(module, tmp_path, capsys, monkeypatch):
+    """A worker behind `storage serve` (grpc://) without the plug-in stops before a trial; one with
+    it on PYTHONPATH runs the trial and records the plug-in."""
+    pytest.importorskip("grpc", reason="the gRPC proxy needs grpcio and protobuf (pip install -e '.[grpc]')")
+    import socket
+    import time
+
+    import optuna
+
+    name, path = module
+    monkeypatch.chdir(tmp_path)
+    study_path = _study_file(tmp_path, name, "plug-grpc")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert run_cli(capsys, "study", "create", str(study_path), "--storage", url)[0] == 0
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "SDD_OPT_STORAGE": url}
+    log = open(tmp_path / "serve.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "sdd_opt", "storage", "serve", "--port", str(port)],
+                              stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while "listening on" not in (tmp_path / "serve.log").read_text():
+            assert time.monotonic() < deadline and server.poll() is None, (tmp_path / "serve.log").read_text()
+            time.sleep(0.5)
+        worker = [sys.executable, "-m", "sdd_opt", "study", "worker", "plug-grpc", "--storage",
+                  f"grpc://127.0.0.1:{port}", "--n-trials", "1", "--artifacts", str(tmp_path / "art")]
+        env.pop("SDD_OPT_STORAGE")
+        missing = subprocess.run(worker, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert missing.returncode == 2 and f"cannot import '{name}:build'" in missing.stderr, missing.stderr
+        assert optuna.load_study(study_name="plug-grpc", storage=url).get_trials() == []
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(path.parent)])
+        ok = subprocess.run(worker, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert ok.returncode == 0, ok.stderr[-3000:]
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
+    (trial,) = optuna.load_study(study_name="plug-grpc", storage=url).get_trials()
+    assert trial.state.name == "COMPLETE" and trial.user_attrs["plugins"]["model"]["file"] == str(path)
