@@ -277,3 +277,32 @@ def test_grpc_proxy_workers_import_the_same_path(module, tmp_path, capsys, monke
         log.close()
     (trial,) = optuna.load_study(study_name="plug-grpc", storage=url).get_trials()
     assert trial.state.name == "COMPLETE" and trial.user_attrs["plugins"]["model"]["file"] == str(path)
+
+
+def test_a_source_changed_under_a_running_study_is_refused_for_new_trials(module, tmp_path, capsys, monkeypatch):
+    """The study stores the plug-in's source hash; a worker checks it before every trial it takes,
+    and `study run` refuses to resume: nothing is stored in either case."""
+    from types import SimpleNamespace
+
+    import optuna
+
+    from sdd_opt.study.runner import _before_trial, load_stored
+    from sdd_opt.study.storage import open_storage
+
+    name, path = module
+    monkeypatch.chdir(tmp_path)
+    study_path = _study_file(tmp_path, name, "plug-changed")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert run_cli(capsys, "study", "create", str(study_path), "--storage", url)[0] == 0
+    study, spec = load_stored("plug-changed", open_storage(url))
+    assert study.user_attrs[plugins.STUDY_ATTR] == {f"model.name={name}:build": plugins.resolve("model", f"{name}:build")
+                                                    .source_hash, f"data.name={name}:load": plugins.resolve(
+                                                        "data", f"{name}:load").source_hash}
+    running = SimpleNamespace(spec=spec, last_trial_id=None)
+    _before_trial(study, running)  # unchanged: the worker goes on
+    path.write_text(NET + "\n# tuned\n")  # edited while the study runs (the old code stays imported)
+    with pytest.raises(UserError, match=f"model.name: the source of {name}:build changed since study 'plug-changed'"):
+        _before_trial(study, running)
+    code, out, err = run_cli(capsys, "study", "run", str(study_path), "--storage", url, "--jobs", "1")
+    assert code == 2 and "changed since study 'plug-changed' was created" in err
+    assert optuna.load_study(study_name="plug-changed", storage=url).get_trials() == []
