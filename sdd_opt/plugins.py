@@ -227,7 +227,8 @@ def _tensor(value, what: str, where: str):
     try:
         return torch.as_tensor(value)
     except Exception:
-        raise UserError(f"data.name: {where} returned {what} as {type(value).__name__}, not a tensor or array") from None
+        raise UserError(f"data.name: {where} returned {what} as {type(value).__name__}, "
+                        "not a tensor or array") from None
 
 
 def _pair(value, split: str, where: str):
@@ -249,8 +250,8 @@ def _pair(value, split: str, where: str):
 
 def _fields(out, where: str) -> dict:
     if all(hasattr(out, k) for k in ("x_train", "y_train", "x_test", "y_test", "num_classes")):  # a RawData
-        return dict(x_train=out.x_train, y_train=out.y_train, x_test=out.x_test, y_test=out.y_test,
-                    num_classes=out.num_classes, augment=bool(getattr(out, "augment_default", False)))
+        return {"x_train": out.x_train, "y_train": out.y_train, "x_test": out.x_test, "y_test": out.y_test,
+                "num_classes": out.num_classes, "augment": bool(getattr(out, "augment_default", False))}
     if not isinstance(out, dict):
         raise UserError(f"data.name: {where} returned {type(out).__name__}; return a dict with train, test and "
                         "num_classes (docs/plugins.md)")

@@ -161,7 +161,12 @@ def test_loader_return_forms(form):
 
 
 def test_a_layer_can_be_left_dense():
-    from sdd_opt.prune import full_masks, magnitude_prune, measured_sparsity, prunable_parameters
+    from sdd_opt.prune import (
+        full_masks,
+        magnitude_prune,
+        measured_sparsity,
+        prunable_parameters,
+    )
 
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
     model[2].sdd_opt_prune = False
@@ -223,7 +228,7 @@ def test_a_worker_that_cannot_import_the_plugin_stops_before_taking_a_trial(modu
     monkeypatch.chdir(tmp_path)
     path = _study_file(tmp_path, name, "plug-missing")
     url = f"sqlite:///{tmp_path / 's.db'}"
-    code, out, err = run_cli(capsys, "study", "create", str(path), "--storage", url)
+    code, _, err = run_cli(capsys, "study", "create", str(path), "--storage", url)
     assert code == 0, err
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}  # not the plug-in's folder
     proc = subprocess.run([sys.executable, "-m", "sdd_opt", "study", "worker", "plug-missing", "--storage", url,
@@ -295,14 +300,13 @@ def test_a_source_changed_under_a_running_study_is_refused_for_new_trials(module
     url = f"sqlite:///{tmp_path / 's.db'}"
     assert run_cli(capsys, "study", "create", str(study_path), "--storage", url)[0] == 0
     study, spec = load_stored("plug-changed", open_storage(url))
-    assert study.user_attrs[plugins.STUDY_ATTR] == {f"model.name={name}:build": plugins.resolve("model", f"{name}:build")
-                                                    .source_hash, f"data.name={name}:load": plugins.resolve(
-                                                        "data", f"{name}:load").source_hash}
+    digest = plugins.resolve("model", f"{name}:build").source_hash  # the module holds both
+    assert study.user_attrs[plugins.STUDY_ATTR] == {f"model.name={name}:build": digest, f"data.name={name}:load": digest}
     running = SimpleNamespace(spec=spec, last_trial_id=None)
     _before_trial(study, running)  # unchanged: the worker goes on
     path.write_text(NET + "\n# tuned\n")  # edited while the study runs (the old code stays imported)
     with pytest.raises(UserError, match=f"model.name: the source of {name}:build changed since study 'plug-changed'"):
         _before_trial(study, running)
-    code, out, err = run_cli(capsys, "study", "run", str(study_path), "--storage", url, "--jobs", "1")
+    code, _, err = run_cli(capsys, "study", "run", str(study_path), "--storage", url, "--jobs", "1")
     assert code == 2 and "changed since study 'plug-changed' was created" in err
     assert optuna.load_study(study_name="plug-changed", storage=url).get_trials() == []

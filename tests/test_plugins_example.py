@@ -28,7 +28,7 @@ NAME = "plugin-example"
 
 def readme_commands() -> list[str]:
     text = (EXAMPLE / "README.md").read_text()
-    block = re.search(r"```sh\n(.*?)```", text, re.S)
+    block = re.search(r"```sh\n(.*?)```", text, re.DOTALL)
     assert block, "examples/plugins/README.md has no sh block"
     return [line for line in block.group(1).splitlines() if line.strip()]
 
