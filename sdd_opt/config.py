@@ -53,15 +53,16 @@ def _known_name(kind: str, name: str, info: ValidationInfo) -> str:
 
     if name in _builtin_names(kind):
         return name
+    if is_stored(info):  # checked when stored; an entry point may not be installed where results are read
+        if ":" in name:
+            plugins.import_path(kind, name)
+        return name
     if not plugins.is_plugin(kind, name):
         eps = plugins.entry_point_names(kind)
         raise ValueError(f"unknown {'model' if kind == 'model' else 'dataset'} {name!r}; choose one of "
                          f"{', '.join(sorted(_builtin_names(kind)))}, or an import path 'module:function' "
                          f"(docs/plugins.md){'; installed entry points: ' + ', '.join(eps) if eps else ''}")
-    if not is_stored(info):
-        plugins.resolve(kind, name)
-    else:
-        plugins.import_path(kind, name)
+    plugins.resolve(kind, name)
     return name
 
 
