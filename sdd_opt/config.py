@@ -50,8 +50,61 @@ def _old_names(section: str):
     return model_validator(mode="before")(classmethod(read))
 
 
-class DataConfig(_Section):
-    name: str = Field("mnist1d", description="Dataset: mnist1d, synthetic1d, synthetic_images, mnist, fashionmnist, cifar10, cifar100.")
+def _known_name(kind: str, name: str, info: ValidationInfo) -> str:
+    """A built-in name, or a plug-in (sdd_opt.plugins) that imports. A stored one is imported only
+    when a worker runs it, so a study's results stay readable where its plug-in is not installed."""
+    from sdd_opt import plugins
+
+    if name in _builtin_names(kind):
+        return name
+    if is_stored(info):  # checked when stored; an entry point may not be installed where results are read
+        if ":" in name:
+            plugins.import_path(kind, name)
+        return name
+    if not plugins.is_plugin(kind, name):
+        eps = plugins.entry_point_names(kind)
+        raise ValueError(f"unknown {'model' if kind == 'model' else 'dataset'} {name!r}; choose one of "
+                         f"{', '.join(sorted(_builtin_names(kind)))}, or an import path 'module:function' "
+                         f"(docs/plugins.md){'; installed entry points: ' + ', '.join(eps) if eps else ''}")
+    plugins.resolve(kind, name)
+    return name
+
+
+def _builtin_names(kind: str):
+    if kind == "model":
+        from sdd_opt.models import MODELS
+
+        return MODELS
+    from sdd_opt.data import DATASETS
+
+    return DATASETS
+
+
+def _extra_keys(kind: str):
+    """Keys beside ``name`` go to a plug-in's builder / loader (it must take them); built-ins take none."""
+
+    def check(self, info: ValidationInfo):
+        from sdd_opt import plugins
+
+        extras = dict(self.model_extra or {})
+        if self.name in _builtin_names(kind):
+            if extras:
+                raise ValueError(f"unknown key {next(iter(extras))!r} ({self.name} is built in; keys beside name "
+                                 "go to a plug-in's builder or loader, docs/plugins.md)")
+        elif not is_stored(info):
+            plugins.check_arguments(plugins.resolve(kind, self.name), extras)
+        return self
+
+    return model_validator(mode="after")(check)
+
+
+class _PluginSection(_Section):
+    # extra keys are a plug-in's own arguments (checked against its signature in _extra_keys)
+    model_config = ConfigDict(extra="allow", validate_assignment=True, strict=True, allow_inf_nan=False)
+
+
+class DataConfig(_PluginSection):
+    name: str = Field("mnist1d", description="Dataset: mnist1d, synthetic1d, synthetic_images, mnist, fashionmnist, cifar10, cifar100, or a plug-in's import path `module:function` (docs/plugins.md).")
     noise: float = Field(0.2, ge=0.0, lt=1.0, description="Fraction of training labels corrupted, in [0, 1).")
     noise_kind: Literal["symmetric", "uniform", "pairflip", "asymmetric"] = Field(
         "symmetric", description="symmetric: exactly floor(noise*N) labels moved to another class; uniform: "
@@ -64,26 +117,22 @@ class DataConfig(_Section):
 
     @field_validator("name")
     @classmethod
-    def _known_dataset(cls, v: str) -> str:
-        from sdd_opt.data import DATASETS
+    def _known_dataset(cls, v: str, info: ValidationInfo) -> str:
+        return _known_name("data", v, info)
 
-        if v not in DATASETS:
-            raise ValueError(f"unknown dataset {v!r}; choose one of {', '.join(sorted(DATASETS))}")
-        return v
+    _plugin_keys = _extra_keys("data")
 
 
-class ModelConfig(_Section):
-    name: str = Field("cnn1d", description="Architecture: cnn1d, mlp, lenet300, resnet18, vgg16.")
+class ModelConfig(_PluginSection):
+    name: str = Field("cnn1d", description="Architecture: cnn1d, mlp, lenet300, resnet18, vgg16, or a plug-in's import path `module:function` (docs/plugins.md).")
     width: int = Field(64, gt=0, description="Channels (cnn1d, resnet18, vgg16 base) or hidden units (mlp).")
 
     @field_validator("name")
     @classmethod
-    def _known_model(cls, v: str) -> str:
-        from sdd_opt.models import MODELS
+    def _known_model(cls, v: str, info: ValidationInfo) -> str:
+        return _known_name("model", v, info)
 
-        if v not in MODELS:
-            raise ValueError(f"unknown model {v!r}; choose one of {', '.join(sorted(MODELS))}")
-        return v
+    _plugin_keys = _extra_keys("model")
 
 
 class TrainConfig(_Section):
@@ -196,7 +245,9 @@ class RunConfig(_Section):
     def hash(self) -> str:
         """Short stable hash of the run description (names run directories, as OpenLTH does); renamed
         keys are hashed under their old spelling, so stored runs keep their names."""
-        return stable_hash(hash_spelling(self.describe()))
+        from sdd_opt.plugins import hash_fields
+
+        return stable_hash({**hash_spelling(self.describe()), **hash_fields(self)})
 
 
 def stable_hash(obj: Any) -> str:

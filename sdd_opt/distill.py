@@ -58,7 +58,9 @@ def teacher_key(cfg: RunConfig) -> str:
     t = teacher_config(cfg)
     desc = {"seed": t.seed, "data": t.data.model_dump(exclude={"data_dir"}), "model": t.model.model_dump(),
             "train": t.train.model_dump(exclude={"device", "threads", "eval_batch_size", "compile"})}
-    return stable_hash(desc)
+    from sdd_opt.plugins import hash_fields
+
+    return stable_hash({**desc, **hash_fields(t)})  # a changed plug-in never reuses a stale teacher
 
 
 def teacher_origin(source: str) -> str:

@@ -62,6 +62,9 @@ def _result_description(cfg: RunConfig) -> dict:
         for k in keys:
             d[section].pop(k, None)
     d["distill"]["teacher"].pop("cache_dir", None)
+    from sdd_opt.plugins import hash_fields
+
+    d.update(hash_fields(cfg))  # a plug-in's source: a changed model never reuses a stale run ({} for built-ins)
     return d
 
 
@@ -236,7 +239,10 @@ def _start(cfg: RunConfig, out: Path) -> _Run:
                copy.deepcopy(model.state_dict()) if rewind_step == 0 else None)
     out.mkdir(parents=True, exist_ok=True)
     run.ckpt_dir.mkdir(exist_ok=True)
-    dump_config(cfg, out / "config.yaml", provenance=provenance(device=str(device), threads=threads))
+    from sdd_opt.plugins import provenance_of
+
+    dump_config(cfg, out / "config.yaml", provenance={**provenance(device=str(device), threads=threads),
+                                                      **provenance_of(cfg)})
     return run
 
 

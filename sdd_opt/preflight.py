@@ -16,7 +16,10 @@ def meta_model(cfg):
 
     from sdd_opt.data import SHAPES
     from sdd_opt.models import build_model
+    from sdd_opt.plugins import uses_plugins
 
+    if uses_plugins(cfg):  # built and run on the CPU: a user's builder need not know the meta device
+        return check_pair(cfg)
     if cfg.data.name not in SHAPES:
         return None
     input_shape, num_classes = SHAPES[cfg.data.name]
@@ -25,6 +28,42 @@ def meta_model(cfg):
             return build_model(cfg.model, input_shape, num_classes)
     except ValueError as exc:  # the architecture does not take this data's inputs
         raise UserError(f"model.name: {exc} (data.name is {cfg.data.name})") from None
+
+
+def data_shape(data_cfg) -> tuple[tuple[int, ...], int] | None:
+    """(input shape, number of classes) of a dataset: known for a built-in, loaded for a plug-in."""
+    from sdd_opt.data import SHAPES, load_raw
+
+    if data_cfg.name in SHAPES:
+        return SHAPES[data_cfg.name]
+    raw = load_raw(data_cfg)  # a plug-in loader: checked, and cached for the run in this process
+    return tuple(raw.x_train.shape[1:]), raw.num_classes
+
+
+def check_pair(cfg):
+    """Build ``cfg``'s model for its data and run two zero inputs through it: the logits must be
+    ``(2, num_classes)``. Built on the CPU (a user's builder may not know the meta device); returns
+    the model, or None when the data's shape is unknown."""
+    import torch
+
+    from sdd_opt.models import build_model
+
+    shape = data_shape(cfg.data)
+    if shape is None:
+        return None
+    input_shape, num_classes = shape
+    model = build_model(cfg.model, input_shape, num_classes)
+    try:
+        with torch.no_grad():
+            out = model.eval()(torch.zeros(2, *input_shape))
+    except Exception as exc:
+        raise UserError(f"model.name: {cfg.model.name} does not take {cfg.data.name}'s inputs of shape "
+                        f"{tuple(input_shape)}: {type(exc).__name__}: {' '.join(str(exc).split())}") from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_classes):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise UserError(f"model.name: {cfg.model.name} returned {got} for a batch of 2; logits must be "
+                        f"(batch, {num_classes}) for {cfg.data.name}'s {num_classes} classes")
+    return model
 
 
 def check_schedule(cfg, model=None) -> None:
@@ -111,6 +150,10 @@ def check_new_study(spec, file: str, name_given: bool) -> None:
     from sdd_opt.paths import check_study_name
 
     check_study_name(spec.name, "--name" if name_given else f"{file}: name")
+    from sdd_opt.plugins import uses_plugins
+
+    if uses_plugins(spec.base):  # a plug-in that raises or does not fit its data fails now, not in a trial
+        check_schedule(spec.base)
     teacher = spec.base.distill.teacher
     if teacher.checkpoint or teacher.run:  # a given teacher is checked now, not when a trial first distils
         cfg = spec.base.model_copy(deep=True)

@@ -23,12 +23,18 @@ Masks = dict[str, torch.Tensor]
 PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
+# A layer whose attribute of this name is False is left dense (docs/plugins.md): e.g. a model's first
+# or last layer, as some pruning papers do.
+EXCLUDE_ATTR = "sdd_opt_prune"
+
+
 def prunable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
-    """The ``.weight`` of every conv and linear layer; biases and norm layers are never pruned."""
+    """The ``.weight`` of every conv and linear layer (unless ``layer.sdd_opt_prune = False``);
+    biases and norm layers are never pruned."""
     return {
         f"{name}.weight" if name else "weight": module.weight
         for name, module in model.named_modules()
-        if isinstance(module, PRUNABLE_TYPES)
+        if isinstance(module, PRUNABLE_TYPES) and getattr(module, EXCLUDE_ATTR, True) is not False
     }
 
 

@@ -429,6 +429,85 @@ CASES += [  # the cases that need a template database or run, or a busy port
 ]
 
 
+# -- plug-ins: a user's own builder / loader by import path (docs/plugins.md) -------------------------
+# Each case has its own module name: a module imported by an earlier case stays in sys.modules.
+_NET = "from torch import nn\n\ndef build(width, input_shape, num_classes):\n" \
+       "    return nn.Sequential(nn.Flatten(), nn.Linear(40, num_classes))\n"
+_LOAD = "import torch\n\ndef load(data_dir):\n    x = torch.randn(20, 1, 40)\n" \
+        "    return {{'train': (x, {y}), 'test': ({xt}, torch.zeros({nt}, dtype=torch.long)), 'num_classes': 3}}\n"
+
+
+def plugin_train(model: str = "cnn1d", data: str = "synthetic1d", *sets: str) -> list[str]:
+    return ["train", "--out", "run", "--quiet", *RUN_SETS, "--set", f"model.name={model}",
+            "--set", f"data.name={data}", *[a for o in sets for a in ("--set", o)]]
+
+
+def _loader(y: str = "torch.zeros(20, dtype=torch.long)", xt: str = "x[:5]", nt: int = 5) -> str:
+    return _LOAD.format(y=y, xt=xt, nt=nt)
+
+
+def _changed_plugin_study(tmp: Path, t: Templates) -> None:
+    """Study 'plug' created with pl_changed:build, whose source is then edited."""
+    (tmp / "pl_changed.py").write_text(_NET)
+    (tmp / "p.yaml").write_text(study_with_base({"model": {"name": "pl_changed:build"}}).replace("tiny", "plug"))
+    cwd = os.getcwd()
+    os.chdir(tmp)
+    try:
+        from sdd_opt.testing import cli_exit_code
+
+        assert cli_exit_code("study", "create", "p.yaml", "--storage", TDB) in (0, None)
+    finally:
+        os.chdir(cwd)
+    conn = sqlite3.connect(tmp / "db/studies.db")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    (tmp / "p.yaml").unlink()
+    (tmp / "pl_changed.py").write_text(_NET.replace("nn.Flatten(), ", "nn.Flatten(), nn.Identity(), "))
+
+
+CASES += [
+    Case("plugin-module-missing", plugin_train("pl_nosuch:build"), "cannot import 'pl_nosuch:build'"),
+    Case("plugin-syntax-error", plugin_train("pl_syntax:build"), "cannot import 'pl_syntax:build' (SyntaxError",
+         {"pl_syntax.py": "def build(:\n"}),
+    Case("plugin-import-raises", plugin_train("pl_raises_at_import:build"), "RuntimeError: no GPU here",
+         {"pl_raises_at_import.py": "raise RuntimeError('no GPU here')\n"}),
+    Case("plugin-no-such-attr", plugin_train("pl_noattr:build"), "has no 'build'", {"pl_noattr.py": "x = 1\n"}),
+    Case("plugin-not-callable", plugin_train("pl_notcall:build"), "not a callable", {"pl_notcall.py": "build = 3\n"}),
+    Case("plugin-bad-path", plugin_train("pl-x:build"), "not an import path"),
+    Case("plugin-unknown-short-name", plugin_train("tinynet"), "unknown model 'tinynet'"),
+    Case("plugin-builder-raises", plugin_train("pl_braise:build"), "pl_braise:build raised ValueError: depth",
+         {"pl_braise.py": "def build(width, input_shape, num_classes):\n    raise ValueError('depth must be > 0')\n"}),
+    Case("plugin-builder-not-module", plugin_train("pl_bnone:build"), "returned NoneType, not a torch.nn.Module",
+         {"pl_bnone.py": "def build(width, input_shape, num_classes):\n    return None\n"}),
+    Case("plugin-builder-wrong-logits", plugin_train("pl_blogits:build"), "logits must be (batch, 10)",
+         {"pl_blogits.py": _NET.replace("Linear(40, num_classes)", "Linear(40, 7)")}),
+    Case("plugin-builder-signature", plugin_train("pl_bsig:build"), "must accept the keyword argument(s) width",
+         {"pl_bsig.py": "def build(x):\n    return None\n"}),
+    Case("plugin-unknown-extra-key", plugin_train("pl_bextra:build", "synthetic1d", "model.depht=3"),
+         "unknown key 'depht'", {"pl_bextra.py": _NET}),
+    Case("builtin-model-extra-key", plugin_train("cnn1d", "synthetic1d", "model.depth=3"), "unknown key 'depth'"),
+    Case("plugin-loader-labels", plugin_train("pl_lnet:build", "pl_llab:load"), "labels 0..7, outside 0..2",
+         {"pl_lnet.py": _NET, "pl_llab.py": _loader(y="torch.arange(20) % 8")}),
+    Case("plugin-loader-negative-labels", plugin_train("pl_lnet2:build", "pl_lneg:load"), "outside 0..2",
+         {"pl_lnet2.py": _NET, "pl_lneg.py": _loader(y="-torch.ones(20, dtype=torch.long)")}),
+    Case("plugin-loader-empty-split", plugin_train("pl_lnet3:build", "pl_lempty:load"), "empty test split",
+         {"pl_lnet3.py": _NET, "pl_lempty.py": _loader(xt="x[:0]", nt=0)}),
+    Case("plugin-loader-lengths", plugin_train("pl_lnet4:build", "pl_llen:load"), "do not fit",
+         {"pl_lnet4.py": _NET, "pl_llen.py": _loader(y="torch.zeros(19, dtype=torch.long)")}),
+    Case("plugin-loader-test-shape", plugin_train("pl_lnet5:build", "pl_lshape:load"), "differ in shape",
+         {"pl_lnet5.py": _NET, "pl_lshape.py": _loader(xt="torch.randn(5, 1, 39)")}),
+    Case("plugin-loader-raises", plugin_train("pl_lnet6:build", "pl_lraise:load"), "pl_lraise:load raised OSError",
+         {"pl_lnet6.py": _NET, "pl_lraise.py": "def load(data_dir):\n    raise OSError('no such file: d.csv')\n"}),
+    Case("plugin-loader-returns-list", plugin_train("pl_lnet7:build", "pl_llist:load"), "returned list",
+         {"pl_lnet7.py": _NET, "pl_llist.py": "def load(data_dir):\n    return [1, 2]\n"}),
+    Case("study-plugin-builder-raises", ["study", "create", "s.yaml", "--storage", SQLITE], "pl_sraise:build raised",
+         {"s.yaml": lambda tmp: study_with_base({"model": {"name": "pl_sraise:build"}}),
+          "pl_sraise.py": "def build(width, input_shape, num_classes):\n    raise KeyError('x')\n"}),
+    Case("worker-plugin-source-changed", ["study", "worker", "plug", "--storage", TDB, "--n-trials", "1"],
+         "the source of pl_changed:build changed since study 'plug' was created", setup=_changed_plugin_study),
+]
+
+
 def _write(tmp: Path, files: dict[str, Content]) -> None:
     for rel, content in files.items():
         path = tmp / rel

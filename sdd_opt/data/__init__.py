@@ -103,6 +103,17 @@ SHAPES: dict[str, tuple[tuple[int, ...], int]] = {
     "cifar100": ((3, 32, 32), 100),
 }
 
+def load_raw(cfg: "DataConfig") -> RawData:
+    """The dataset's fixed train/test tensors: a built-in loader, or a plug-in's (sdd_opt.plugins,
+    docs/plugins.md), checked and cached per process."""
+    if cfg.name in DATASETS:
+        return DATASETS[cfg.name](cfg.data_dir)
+    from sdd_opt.plugins import load_fields
+
+    f = load_fields(cfg)
+    return RawData(f["x_train"], f["y_train"], f["x_test"], f["y_test"], int(f["num_classes"]), f["augment"])
+
+
 # Independent random streams derived from the run seed.
 _SUBSAMPLE, _SPLIT, _TRAIN_NOISE, _VAL_NOISE = range(4)
 
@@ -121,9 +132,7 @@ def load_data(cfg: "DataConfig", seed: int) -> Dataset:
 
     from sdd_opt.data.noise import corrupt_labels
 
-    if cfg.name not in DATASETS:
-        raise UserError(f"unknown dataset {cfg.name!r}; choose one of {', '.join(sorted(DATASETS))}")
-    raw = DATASETS[cfg.name](cfg.data_dir)
+    raw = load_raw(cfg)
     x, y = raw.x_train.float(), raw.y_train.long()
     n = len(y)
     if cfg.train_size is not None:

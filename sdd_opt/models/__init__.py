@@ -34,10 +34,15 @@ def build_model(cfg, input_shape: tuple[int, ...], num_classes: int) -> nn.Modul
     Returns a module mapping a float batch to logits of shape ``(B, num_classes)``. Initialization
     draws from torch's global RNG: seed it before calling for reproducible weights.
     """
-    if cfg.name not in MODELS:
+    if cfg.name not in MODELS:  # an import path or entry point (sdd_opt.plugins, docs/plugins.md)
         from sdd_opt.errors import UserError
+        from sdd_opt.plugins import build_model as build_plugin
+        from sdd_opt.plugins import is_plugin
 
-        raise UserError(f"unknown model {cfg.name!r}; choose one of {', '.join(sorted(MODELS))}")
+        if not is_plugin("model", cfg.name):
+            raise UserError(f"unknown model {cfg.name!r}; choose one of {', '.join(sorted(MODELS))}")
+        return build_plugin(cfg.name, dict(cfg.model_extra or {}), int(cfg.width),
+                            tuple(int(s) for s in input_shape), int(num_classes))
     return MODELS[cfg.name](width=int(cfg.width), input_shape=tuple(int(s) for s in input_shape),
                             num_classes=int(num_classes))
 

@@ -148,6 +148,9 @@ def _work(s, spec, url, *, n_trials, timeout, device, threads, artifacts, progre
     from sdd_opt.study.storage import resolve_artifacts
 
     _check_device(device)
+    from sdd_opt.plugins import check_study
+
+    check_study(s, spec)  # a plug-in that does not import here, or changed: stop before anything is written
     progress = sys.stderr.isatty() if progress is None else progress
     if replay is not None:
         from sdd_opt.study.replay import ReplayObjective

@@ -177,12 +177,14 @@ class Objective:
         if self.runs is not None and cfg.distill.teacher.cache_dir == TEACHER_CACHE_DEFAULT:
             cfg.distill.teacher.cache_dir = str(self.runs.parent / "teachers")  # share teachers beside the runs
         seeds = [cfg.seed + i for i in range(self.spec.file.repeats)]
+        from sdd_opt.plugins import provenance_of
         from sdd_opt.study.applied import applies_to
 
         applied = applies_to(cfg.describe(), self.spec)  # what the user reads; the sampler keeps all params
         record = TrialRecord(config=cfg.describe(), seeds=seeds, versions=versions(), remedy=remedy_of(cfg),
-                             applied=applied)
-        record.write(trial, "config", "seeds", "versions", "remedy", "applied")
+                             applied=applied, plugins=provenance_of(cfg).get("plugins"))
+        record.write(trial, "config", "seeds", "versions", "remedy", "applied",
+                     *(("plugins",) if record.plugins else ()))
         self.log(f"trial {trial.number}: {_describe_params(cfg.describe(), applied, self.spec)}")
         return cfg, seeds
 

@@ -14,7 +14,8 @@ copies of ``sdd``'s numbers for the dashboard's hover, ``curve_epochs`` (the epo
 trial's curves, summed over seeds: reused levels included, teachers not; the objective metric of
 that name), ``epochs_trained`` (what this trial actually trained: reused levels not included,
 teachers included), ``cost`` (per seed: levels reused / trained, epochs trained, teacher origin and epochs),
-``stopped_early``, ``stop_reason``, ``constraints`` (values <= 0 are feasible), ``seconds`` and,
+``stopped_early``, ``stop_reason``, ``constraints`` (values <= 0 are feasible), ``seconds``,
+``plugins`` (only with a plug-in model or dataset: its import path, file, version and source hash) and,
 when it fails, ``fail_reason``; ``applied``: the searched keys that applied to the trial (a key
 drawn with ``sample_always`` whose ``when`` does not hold is not in it; records without it derive
 it, see :mod:`sdd_opt.study.applied`). ``weights`` (level -> artifact id of the front levels' weights
@@ -70,6 +71,7 @@ class TrialRecord:
     seconds: Optional[float] = None
     fail_reason: Optional[str] = None
     applied: Optional[list[str]] = None
+    plugins: Optional[dict] = None  # plug-in models/datasets: import path, file, version, source hash
     version: int = SCHEMA_VERSION
 
     # ------------------------------------------------------------------ reading

@@ -18,6 +18,7 @@ from typing import Callable, Optional
 import optuna
 from optuna.trial import TrialState
 
+from sdd_opt import plugins
 from sdd_opt.errors import DivergedError, UserError
 from sdd_opt.renamed import rename_identity
 from sdd_opt.study._optuna_compat import is_heartbeat_enabled, storage_of
@@ -90,6 +91,7 @@ def create_or_resume(spec: StudySpec, storage, storage_url: str = "", *, create_
                             f"use --name for a new study (refusing to mix trials)")
         if create_only:
             raise UserError(f"study {spec.name!r} already exists (with the same settings); use 'study run' to resume it")
+        plugins.check_study(existing, spec)
         if how is not None and remember(existing, how):
             _save_note(existing, study_note(spec, storage_url, stored_how(existing, spec)))
         return existing
@@ -100,6 +102,8 @@ def create_or_resume(spec: StudySpec, storage, storage_url: str = "", *, create_
     study.set_user_attr(SPEC_ATTR, spec.to_json())
     if how is not None:
         remember(study, how)
+    if plugins.study_attr(spec):  # their source hashes: a worker with a changed plug-in is refused
+        study.set_user_attr(plugins.STUDY_ATTR, plugins.study_attr(spec))
     enqueue_initial(study, spec)
     _save_note(study, study_note(spec, storage_url, how))
     return study
@@ -195,6 +199,14 @@ def _finished_elsewhere(study: optuna.Study, objective, exc: Exception, log: Cal
     return True
 
 
+def _before_trial(study: optuna.Study, objective) -> None:
+    """Refuse (UserError) before a trial is taken, so the study loses nothing, when a plug-in does
+    not import here or its source changed since the study was created."""
+    if getattr(objective, "spec", None) is not None:
+        plugins.check_study(study, objective.spec)
+    objective.last_trial_id = None
+
+
 def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] = None,
          timeout: Optional[float] = None, poll: Optional[float] = None,
          log: Callable[[str], None] = print, on_trial: Optional[Callable[[], None]] = None) -> WorkResult:
@@ -234,7 +246,7 @@ def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] =
                     time.sleep(poll)  # other workers hold the rest of the budget; wait in case they fail
                     _fail_stale(study)
                     continue
-                objective.last_trial_id = None
+                _before_trial(study, objective)
                 mark = len(retrier.claimed_trials) if retrier else 0
                 in_trial = True
                 try:
