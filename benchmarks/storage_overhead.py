@@ -215,7 +215,7 @@ def run_worker(args) -> None:
     wall = time.perf_counter() - t0
     main_calls, main_s = timer.by_thread.get(main_id, [0, 0.0])
     other = [v for k, v in timer.by_thread.items() if k != main_id]
-    from sdd_opt.study.faults import retrier_of
+    from sdd_opt.study.storage.faults import retrier_of
 
     r = retrier_of(study._storage)
     out = {"ran": res.ran, "completed": res.completed, "training_s": training[0], "wall_s": wall,

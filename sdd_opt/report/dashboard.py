@@ -225,7 +225,7 @@ def serve(storage_url: Optional[str], artifacts: Optional[str], host: str = "127
         def log_message(self, *args):  # the browser polls every few seconds: no access log
             pass
 
-    from sdd_opt.dbcheck import check_sqlite_file
+    from sdd_opt.study.storage.dbcheck import check_sqlite_file
     from sdd_opt.study.storage import resolve_url
 
     check_sqlite_file(resolve_url(storage_url), must_exist=True)  # writes nothing, takes no port

@@ -421,7 +421,7 @@ def serve(storage, host, port, threads, heartbeat_interval, grace_period, storag
     limit no longer caps the number of workers), records their heartbeats and fails and
     re-queues the trials of dead workers.
     """
-    from sdd_opt.study.grpc_proxy import serve_storage
+    from sdd_opt.study.storage.grpc_proxy import serve_storage
 
     serve_storage(storage, host, port, threads=threads, heartbeat_interval=heartbeat_interval,
                   grace_period=grace_period, storage_timeout=storage_timeout, log=click.echo)

@@ -132,7 +132,7 @@ def _clean_up_interrupted(study: optuna.Study, trial_ids: list[int], why: str, l
     The re-queued copy has the same parameters, so the next worker (or the same command run
     again) resumes its run directory at the last finished level. Returns how many were queued.
     """
-    from sdd_opt.study.requeue import requeue
+    from sdd_opt.study.storage.requeue import requeue
 
     storage = storage_of(study)
     queued = 0
@@ -185,7 +185,7 @@ def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] =
     leaves. Ctrl-C / SIGTERM fail the running trial with the reason, queue it again, and re-raise.
     ``on_trial`` is called before the first trial and after each one (the study's progress lines).
     """
-    from sdd_opt.study.faults import retrier_of
+    from sdd_opt.study.storage.faults import retrier_of
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # we report trials ourselves, without tracebacks
     objective.budget = n_trials

@@ -19,7 +19,7 @@ the worker. Here every storage call runs inside :meth:`Retrier.call`:
 Only the outermost call of a thread retries (Optuna's methods call each other), and calls are
 timed per thread, which is what ``benchmarks/storage_overhead.py`` reports.
 
-What happens to a trial whose worker is gone (re-queueing) is :mod:`sdd_opt.study.requeue`.
+What happens to a trial whose worker is gone (re-queueing) is :mod:`sdd_opt.study.storage.requeue`.
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ class StorageSettings:
     lock_timeout: float = 30.0
     connect_timeout: int = 10
     log: Optional[Callable[[str], None]] = None
-    must_exist: bool = False  # a command that reads a stored study: create no SQLite file (sdd_opt.dbcheck)
+    must_exist: bool = False  # a command that reads a stored study: create no SQLite file (sdd_opt.study.storage.dbcheck)
 
     @property
     def pool_size(self) -> int:
@@ -138,14 +138,14 @@ def _set_wal(url: str) -> None:
 
 
 def _prepare_sqlite(url: str, must_exist: bool) -> None:
-    """Refuse what must not be opened (``sdd_opt.dbcheck``), then make the folder and switch to WAL.
+    """Refuse what must not be opened (``sdd_opt.study.storage.dbcheck``), then make the folder and switch to WAL.
 
     Nothing is written before the checks pass: a missing file for a read-only command, a directory,
     a file that is not SQLite or another program's database are one-line errors.
     """
     import sqlite3
 
-    from sdd_opt.dbcheck import check_sqlite_file, sqlite_path
+    from sdd_opt.study.storage.dbcheck import check_sqlite_file, sqlite_path
 
     check_sqlite_file(url, must_exist=must_exist)
     check_sqlite_location(url)
@@ -217,8 +217,8 @@ def _rdb_class():
     from optuna.storages import RDBStorage
 
     from sdd_opt.study._optuna_compat import STALE_TRIAL_IDS, base_stale_trial_ids, override_stale_trial_ids
-    from sdd_opt.study.faults import RDB_METHODS, StorageUnavailable, install_retries
-    from sdd_opt.study.requeue import STALE_REASON
+    from sdd_opt.study.storage.faults import RDB_METHODS, StorageUnavailable, install_retries
+    from sdd_opt.study.storage.requeue import STALE_REASON
 
     class ResilientRDBStorage(RDBStorage):
         _retrier = None  # set right after __init__
@@ -260,7 +260,7 @@ def _grpc_class():
     from optuna.storages import GrpcStorageProxy
 
     from sdd_opt.study._optuna_compat import base_heartbeat_class, override_stale_trial_ids
-    from sdd_opt.study.faults import GRPC_METHODS, HEARTBEAT_KEY, StorageUnavailable, install_retries
+    from sdd_opt.study.storage.faults import GRPC_METHODS, HEARTBEAT_KEY, StorageUnavailable, install_retries
 
     class HeartbeatGrpcProxy(GrpcStorageProxy, base_heartbeat_class()):
         """A worker's end of ``sdd-opt storage serve``.
@@ -303,7 +303,7 @@ _GRPC_CLASS = None
 
 
 def _open_grpc(url: str, settings: StorageSettings):
-    from sdd_opt.study.faults import Retrier, RetryPolicy
+    from sdd_opt.study.storage.faults import Retrier, RetryPolicy
 
     try:
         cls = _grpc_class()
@@ -331,8 +331,8 @@ def open_storage(url: Optional[str] = None, settings: Optional[StorageSettings] 
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
-    from sdd_opt.study.faults import Retrier, RetryPolicy, classify
-    from sdd_opt.study.requeue import RequeueStaleTrial
+    from sdd_opt.study.storage.faults import Retrier, RetryPolicy, classify
+    from sdd_opt.study.storage.requeue import RequeueStaleTrial
 
     settings = settings or StorageSettings()
     url = resolve_url(url)

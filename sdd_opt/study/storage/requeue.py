@@ -4,7 +4,7 @@
 ``WAITING`` copy of the failed trial in the queue -- same parameters,
 ``system_attrs['failed_trial']`` as in Optuna's ``RetryHeartbeatStaleTrialCallback`` -- so that
 a worker picks it up and resumes its run directory at the last finished level. (Retrying a
-storage *call* is :mod:`sdd_opt.study.faults`.)
+storage *call* is :mod:`sdd_opt.study.storage.faults`.)
 """
 
 from __future__ import annotations

@@ -10,11 +10,11 @@ import pytest
 from optuna.trial import TrialState
 
 from sdd_opt.errors import UserError
-from sdd_opt.study import faults
-from sdd_opt.study.faults import Retrier, RetryPolicy, StorageUnavailable, classify
+from sdd_opt.study.storage import faults
+from sdd_opt.study.storage.faults import Retrier, RetryPolicy, StorageUnavailable, classify
 from sdd_opt.study.storage import StorageSettings, open_storage
 
-from .db import TcpProxy, db_url, server_url, tracked_studies, unique_name  # noqa: F401  (db_url is a fixture)
+from ..db import TcpProxy, db_url, server_url, tracked_studies, unique_name  # noqa: F401  (db_url is a fixture)
 from sdd_opt.testing import run_cli
 
 
