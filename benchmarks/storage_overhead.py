@@ -270,7 +270,7 @@ class Proxy:
     def __init__(self, url: str, threads: int = 4, heartbeat: int = 5):
         self.port = free_port()
         self.url = f"grpc://127.0.0.1:{self.port}"
-        code = "import sys; from sdd_opt.study.commands import storage; storage(sys.argv[1:])"
+        code = "import sys; from sdd_opt.cli.study import storage; storage(sys.argv[1:])"
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code, "serve", "--port", str(self.port), "--threads", str(threads),
              "--heartbeat-interval", str(heartbeat), "--grace-period", str(heartbeat * 2)],

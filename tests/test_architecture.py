@@ -96,10 +96,10 @@ def test_no_function_over_80_lines():
 
 
 def test_importing_a_command_module_registers_nothing():
-    """The CLI composes the command groups; ``study curves`` is added by ``sdd_opt.cli``, not on import."""
+    """The CLI composes the command groups; ``study curves`` is added by ``sdd_opt.cli.app``, not on import."""
     import subprocess
     import sys
 
-    code = ("import sdd_opt.study.commands as s, sdd_opt.report.commands; assert 'curves' not in s.study.commands; "
-            "import sdd_opt.cli; assert 'curves' in s.study.commands and 'report' in sdd_opt.cli.cli.commands")
+    code = ("import sdd_opt.cli.study as s, sdd_opt.cli.report; assert 'curves' not in s.study.commands; "
+            "import sdd_opt.cli.app; assert 'curves' in s.study.commands and 'report' in sdd_opt.cli.app.cli.commands")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT.parent)

@@ -4,5 +4,5 @@
 * :mod:`sdd_opt.report.figures` -- interactive plotly figures (Pareto fronts, curves, importances,
   hypervolume), shared by the HTML report and the dashboard;
 * :mod:`sdd_opt.report.html` -- ``sdd-opt report NAME --out report.html``;
-* :mod:`sdd_opt.report.commands` -- the ``report`` and ``study curves`` commands.
+* :mod:`sdd_opt.cli.report` -- the ``report`` and ``study curves`` commands.
 """

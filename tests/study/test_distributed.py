@@ -324,7 +324,7 @@ def test_workers_through_the_grpc_proxy_complete_n_and_survive_a_kill(tmp_path, 
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "SDD_OPT_STORAGE": url}
         serve_log = open(tmp_path / "serve.log", "w")
         server = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from sdd_opt.study.commands import storage; storage(sys.argv[1:])",
+            [sys.executable, "-c", "import sys; from sdd_opt.cli.study import storage; storage(sys.argv[1:])",
              "serve", "--port", str(port), "--threads", "4", *HB],
             stdout=serve_log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
         grpc_url = f"grpc://127.0.0.1:{port}"

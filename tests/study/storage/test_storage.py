@@ -370,6 +370,6 @@ def test_storage_serve_is_on_the_command_line(capsys):
     from sdd_opt.cli import cli
 
     if "storage" not in cli.commands:
-        pytest.skip("sdd_opt/cli.py does not register the 'storage' command group (sdd_opt.study.commands.storage) yet")
+        pytest.skip("sdd_opt/cli/app.py does not register the 'storage' command group (sdd_opt.cli.study.storage) yet")
     code, out, _ = run_cli(capsys, "storage", "serve", "--help")
     assert code == 0 and "--port" in out and "127.0.0.1" in out and "grpc://HOST:PORT" in out

@@ -180,7 +180,7 @@ def demo(file, storage, out, overrides, jobs, n_trials, artifacts, progress) -> 
     """Show sparse double descent and its antidote: run FILE (default studies/mnist1d_demo.yaml) with the
     paper's three configs first, print their SDD gaps and the front, write the report and the curves figure.
     """
-    from sdd_opt.study.commands import _load_spec, run_study
+    from sdd_opt.cli.study import _load_spec, run_study
 
     spec = _load_spec(file, overrides, None)
     s, url = run_study(spec, storage, jobs=jobs, seed_with_paper=True, n_trials=n_trials, timeout=None, device=None,

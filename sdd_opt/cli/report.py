@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from sdd_opt.errors import UserError
-from sdd_opt.study.commands import STORAGE_HELP
+from sdd_opt.cli.study import STORAGE_HELP
 
 CURVE_METRICS = ("test_acc", "val_acc", "train_acc")
 

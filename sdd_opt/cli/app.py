@@ -191,12 +191,12 @@ def main(argv: list[str] | None = None) -> None:
 # (module, command, group it joins: None for the top level). The CLI composes study/ and report/
 # here; no module adds itself to another's group on import.
 SUBCOMMANDS = (
-    ("sdd_opt.study.commands", "study", None),
-    ("sdd_opt.study.commands", "dashboard", None),
-    ("sdd_opt.study.commands", "storage", None),
-    ("sdd_opt.study.demo", "demo", None),
-    ("sdd_opt.report.commands", "report", None),
-    ("sdd_opt.report.commands", "curves", "study"),
+    ("sdd_opt.cli.study", "study", None),
+    ("sdd_opt.cli.study", "dashboard", None),
+    ("sdd_opt.cli.study", "storage", None),
+    ("sdd_opt.cli.demo", "demo", None),
+    ("sdd_opt.cli.report", "report", None),
+    ("sdd_opt.cli.report", "curves", "study"),
 )
 
 
