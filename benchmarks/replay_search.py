@@ -89,7 +89,7 @@ def build_spec(study_path: Path, contender: str, seed: int, table, sets: Sequenc
 
 def table_target(table, spec) -> float:
     """95 % of the measure over every curve of the table for the spec's training seed."""
-    from sdd_opt.study.pareto import measure_of
+    from sdd_opt.study.measure import measure_of
 
     m = measure_of(spec)
     pts = [p for key, rows in table.curves.items() if key[-1] == spec.base.seed for p in m.curve_points(rows)]
@@ -115,7 +115,7 @@ def hand_grid_epochs(spec) -> int:
 def paper_points(table, spec) -> list[tuple[float, float]]:
     """(decades, test_acc) of the paper configs' levels at >= 90 % sparsity, for the spec's seed."""
     from sdd_opt.config import set_dotted
-    from sdd_opt.study.pareto import decades
+    from sdd_opt.study.measure import decades
 
     out = []
     for values in PAPER.values():
@@ -140,7 +140,8 @@ def run_one(job) -> dict:
     contender, seed, study_path, table_path, n_trials, sets = job
     import optuna
 
-    from sdd_opt.study.pareto import hypervolume_history, measure_of, trial_points
+    from sdd_opt.study.measure import measure_of
+    from sdd_opt.study.pareto import hypervolume_history, trial_points
     from sdd_opt.study.replay import CurveTable, ReplayObjective
     from sdd_opt.study.runner import create_or_resume, work
 
@@ -257,7 +258,7 @@ def rung_correlations(table, spec) -> list[list]:
     from scipy.stats import spearmanr
 
     from sdd_opt.study.halving import rung_score
-    from sdd_opt.study.pareto import measure_of
+    from sdd_opt.study.measure import measure_of
 
     m = measure_of(spec)
     out = []

@@ -296,7 +296,8 @@ def front_of_levels(spec) -> bool:
 
 
 def _measure_line(s, spec) -> str:
-    from sdd_opt.study.pareto import hypervolume, measure_of
+    from sdd_opt.study.measure import measure_of
+    from sdd_opt.study.pareto import hypervolume
 
     hv = hypervolume(s, spec)
     return ("hypervolume " + (f"{hv:.4f}" if hv is not None else "-") + " (front of all levels selected on "

@@ -28,7 +28,7 @@ from sdd_opt.errors import DivergedError, UserError
 from sdd_opt.provenance import versions
 from sdd_opt.study._optuna_compat import trial_id_of
 from sdd_opt.study.halving import make_halving
-from sdd_opt.study.pareto import measure_of
+from sdd_opt.study.measure import measure_of
 from sdd_opt.study.record import TrialRecord, seed_curve_key
 from sdd_opt.study.space import suggest_config
 from sdd_opt.study.spec import StudySpec

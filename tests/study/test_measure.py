@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from sdd_opt.study.pareto import Measure, decades, hypervolume_2d, measure_of
+from sdd_opt.study.measure import Measure, decades, hypervolume_2d, measure_of
 from sdd_opt.study.spec import parse_study
 
 
