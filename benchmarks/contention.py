@@ -48,7 +48,7 @@ def _variant(spec: str) -> tuple[str, dict[str, str], list[str]]:
 
 def train_seconds(out: Path, sets: list[str], env: dict[str, str], args) -> list[float]:
     """Run one ``sdd-opt train`` in a fresh process; the seconds of each level."""
-    from sdd_opt.imp import read_curve
+    from sdd_opt.rundir import read_curve
 
     cmd = [sys.executable, "-m", "sdd_opt", "train", "--config", BASE, "--out", str(out), "--quiet",
            "--set", f"train.epochs={args.epochs}", "--set", f"prune.levels={args.levels}",

@@ -81,7 +81,7 @@ def command(point: dict[str, Any]) -> str:
 
 def run_dir(root: Path, point: dict[str, Any]) -> Path:
     from sdd_opt.config import load_config
-    from sdd_opt.imp import result_hash
+    from sdd_opt.rundir import result_hash
 
     return root / "runs" / result_hash(load_config(BASE, overrides(point)))
 
@@ -138,7 +138,7 @@ def _key(point: dict[str, Any]) -> tuple[str, ...]:
 def write_table(root: Path, points: list[dict[str, Any]], path: Path) -> int:
     """Rewrite the CSV (atomically) from every finished run, keeping curves the table already holds
     (so a committed table resumes on a machine without the run directories); returns the curve count."""
-    from sdd_opt.imp import read_curve
+    from sdd_opt.rundir import read_curve
 
     kept = read_table(path)
     buf = io.StringIO()

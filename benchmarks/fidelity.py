@@ -199,11 +199,12 @@ def seconds_per_epoch(costs: Sequence[Cost]) -> float:
 def _recording_run_curve(objective, calls: list[dict]):
     """Wrap ``sdd_opt.imp.run_curve`` (the objective imports it at each trial) to see every call's work."""
     import sdd_opt.imp as imp
+    from sdd_opt.rundir import read_curve
 
     original = imp.run_curve
 
     def recorded(cfg, out_dir, **kw):
-        before = len(imp.read_curve(Path(out_dir) / "curve.csv"))
+        before = len(read_curve(Path(out_dir) / "curve.csv"))
         t0 = time.perf_counter()
         res = original(cfg, out_dir, **kw)
         calls.append({"trial_id": objective.last_trial_id, "cfg": cfg, "run_dir": str(out_dir), "before": before,

@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks import curve_table as ct
 from sdd_opt.config import load_config
-from sdd_opt.imp import result_hash, write_curve
+from sdd_opt.rundir import result_hash, write_curve
 
 
 def test_grid_is_seed_major_and_every_point_is_a_distinct_run():

@@ -137,7 +137,7 @@ def plot(runs, out, labels, metric, title) -> None:
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from sdd_opt.imp import read_curve
+    from sdd_opt.rundir import read_curve
     from sdd_opt.paths import check_output_file
     from sdd_opt.plots import format_sparsity_axis
 

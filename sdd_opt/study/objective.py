@@ -178,7 +178,8 @@ class Objective:
 
     def _run(self, trial: optuna.Trial) -> tuple[float, ...] | float:
         from sdd_opt.distill import teacher_config, teacher_origin
-        from sdd_opt.imp import read_curve, result_hash, run_curve
+        from sdd_opt.imp import run_curve
+        from sdd_opt.rundir import read_curve, result_hash
 
         cfg, seeds = self._trial_config(trial)
         curves, run_dirs, stops, cost = [], [], [], []

@@ -177,7 +177,7 @@ class ReplayObjective(Objective):
 
     def _run(self, trial: optuna.Trial) -> tuple[float, ...] | float:
         from sdd_opt.distill import teacher_config, teacher_key
-        from sdd_opt.imp import dense_key, prefix_key
+        from sdd_opt.sharing import dense_key, prefix_key
 
         if self._trained is None:
             self._load_state(trial.study)
