@@ -33,13 +33,14 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from sdd_opt.study.replay import LEVEL_COLUMNS  # the table format, read by CurveTable
+
 BASE = "studies/mnist1d_baseline.yaml"
 # What every curve of the table shares (beside the base file): the search space's longest target
 # sparsity (shorter targets are prefixes of the same curve) and one torch thread (bit-exact re-runs).
 FIXED = {"prune.target_sparsity": 0.98, "train.threads": 1}
 KEYS = ("train.weight_decay", "distill.enabled", "distill.temperature", "distill.alpha",
         "distill.teacher.weight_decay", "prune.rate")
-LEVEL_COLUMNS = ("level", "sparsity", "train_acc", "val_acc", "test_acc", "epochs")
 SEEDS = (0, 1)
 
 # The grid. l2: "none" (0) and a log range over the search space's 1e-4..1e-2; distillation (the

@@ -96,12 +96,6 @@ def table_target(table, spec) -> float:
     return TARGET_FRACTION * m.hypervolume(pts)
 
 
-PAPER = {  # the paper's three hand-picked configs (docs/reproduction.md), as grid points of the table
-    "no remedy": {"train.weight_decay": 0.0, "distill.enabled": False},
-    "l2 5e-3": {"train.weight_decay": 5e-3, "distill.enabled": False},
-    "distillation": {"train.weight_decay": 0.0, "distill.enabled": True, "distill.temperature": 10.0,
-                     "distill.alpha": 0.8, "distill.teacher.weight_decay": 5e-3},
-}
 PAPER_RATE, PAPER_MIN_SPARSITY = 0.2, 0.9
 
 
@@ -116,9 +110,10 @@ def paper_points(table, spec) -> list[tuple[float, float]]:
     """(decades, test_acc) of the paper configs' levels at >= 90 % sparsity, for the spec's seed."""
     from sdd_opt.config import set_dotted
     from sdd_opt.study.measure import decades
+    from sdd_opt.study.paper import POINTS
 
     out = []
-    for values in PAPER.values():
+    for values in POINTS.values():  # the paper's three configs (docs/reproduction.md), as grid points
         data = spec.base.describe()
         for k, v in {**values, "prune.rate": PAPER_RATE}.items():
             set_dotted(data, k, v)

@@ -68,16 +68,6 @@ TINY_SET = ["data.name=synthetic1d", "model.width=8", "train.batch_size=64", "tr
 
 # -- pure helpers (unit-tested) -----------------------------------------------------------------
 
-def trial_epochs(attrs: dict) -> float:
-    """Epochs a complete trial made the search pay: its ``epochs_trained`` (levels reused from an
-    earlier identical trial are free; a teacher counts when the trial trained it, not when the
-    study's cache served it). Trials stored before that attr existed fall back to ``curve_epochs``."""
-    from sdd_opt.study.record import TrialRecord
-
-    rec = TrialRecord.from_user_attrs(attrs)
-    return float(rec.epochs_trained if rec.epochs_trained is not None else (rec.curve_epochs or 0.0))
-
-
 def trials_to_reach(history: Sequence[float], target: float, tol: float = 1e-12) -> Optional[int]:
     """1-based number of trials after which ``history`` first reaches ``target``; None if never."""
     for k, hv in enumerate(history):
@@ -191,7 +181,7 @@ def run_one(job: tuple) -> dict:
                         "feasible": all(c <= 0 for c in t.user_attrs.get("constraints", [])),
                         "curve_epochs": float(TrialRecord.from_trial(t).curve_epochs or 0.0),
                         "seconds": float(t.user_attrs.get("seconds", float("nan")))} for t in done],
-            "epochs": [trial_epochs(t.user_attrs) for t in done],
+            "epochs": [TrialRecord.from_trial(t).paid_epochs for t in done],
             "failed": sum(t.state == TrialState.FAIL for t in study.get_trials(deepcopy=False))}
 
 

@@ -123,16 +123,6 @@ def reachable(url: str) -> Optional[str]:
 
 # --- one worker process --------------------------------------------------------------------------
 
-_STORAGE_METHODS = (
-    "create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr", "get_study_id_from_name",
-    "get_study_name_from_id", "get_study_directions", "get_study_user_attrs", "get_study_system_attrs",
-    "get_all_studies", "create_new_trial", "set_trial_param", "get_trial_id_from_study_id_trial_number",
-    "get_trial_number_from_id", "get_trial_param", "set_trial_state_values", "set_trial_intermediate_value",
-    "set_trial_user_attr", "set_trial_system_attr", "get_trial", "get_all_trials", "get_n_trials", "get_best_trial",
-    "get_trial_params", "get_trial_user_attrs", "get_trial_system_attrs", "record_heartbeat", "_get_stale_trial_ids",
-)
-
-
 class CallTimer:
     """Times the calls made on one storage object, per thread (outermost calls only)."""
 
@@ -140,7 +130,9 @@ class CallTimer:
         self.by_thread: dict[int, list] = {}
         self._local = threading.local()
         self._lock = threading.Lock()
-        for name in _STORAGE_METHODS:
+        from sdd_opt.study.storage.faults import RDB_METHODS  # the calls that reach the database
+
+        for name in RDB_METHODS:
             fn = getattr(storage, name, None)
             if fn is not None:
                 setattr(storage, name, self._wrap(fn))

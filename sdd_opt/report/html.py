@@ -162,7 +162,8 @@ def _settings(study: optuna.Study, spec: StudySpec, storage_url: str) -> str:
         ("study file", f"<code>{_e(spec.source)}</code>"),
         ("storage", f"<code>{_e(masked(storage_url) if storage_url else '–')}</code>"),
         ("objectives", ", ".join(f"{_e(m)} ({_e(d)})" for m, d in zip(spec.metric_names, spec.directions))),
-        ("selected level", _e(f"rule '{f.select.rule}'" + (f", epsilon {f.select.epsilon:g}" if f.select.rule == "within" else ""))),
+        ("selected level", _e(f"rule '{f.select.rule}'" + (f", epsilon {spec.base.analysis.epsilon:g}"
+                                                if f.select.rule == "within" else ""))),
         ("constraints", _e(cons) + (" (values ≤ 0 are feasible)" if f.constraints else "")),
         ("seeds per trial", _e(f.repeats)),
         ("collapse floor", _e(f.collapse_floor if f.collapse_floor is not None else "–")),

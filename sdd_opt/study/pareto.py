@@ -102,20 +102,13 @@ def hypervolume(study: optuna.Study, spec: StudySpec, trials: Optional[list] = N
     return measure.hypervolume(points) if points else None
 
 
-def trial_cost(t: optuna.trial.FrozenTrial) -> float:
-    """Epochs a complete trial made the search pay: what it trained, teachers included (levels
-    reused from an earlier identical trial are free); older records fall back to the curve's epochs."""
-    rec = TrialRecord.from_trial(t)
-    return float(rec.epochs_trained if rec.epochs_trained is not None else (rec.curve_epochs or 0.0))
-
-
 def hypervolume_history(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
     """The search measure after each complete trial (by trial number), and the epochs paid so far."""
     done = sorted(complete_trials(study), key=lambda t: t.number)
     measure = measure_of(spec)
     rows, epochs, front = [], 0.0, []
     for i, t in enumerate(done):
-        epochs += trial_cost(t)
+        epochs += TrialRecord.from_trial(t).paid_epochs
         if is_feasible(t):
             front = measure.front(front + trial_points(t, measure))
         rows.append({"trials": i + 1, "trial": t.number, "epochs": epochs,

@@ -56,7 +56,7 @@ class StudyProgress:
         by = {s: [t for t in trials if t.state == s] for s in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL)}
         records = [TrialRecord.from_trial(t) for t in by[TrialState.COMPLETE]]
         spent = [r.curve_epochs or 0.0 for r in records]
-        trained = sum(r.curve_epochs or 0.0 if r.epochs_trained is None else r.epochs_trained for r in records)
+        trained = sum(r.paid_epochs for r in records)
         seeds = [seed_curve_key(self.spec.base.seed + i) for i in range(self.spec.file.repeats)]
         running = [sum(float(r.get("epochs", 0)) for k in seeds for r in (t.user_attrs.get(k) or []))
                    for t in by[TrialState.RUNNING]]

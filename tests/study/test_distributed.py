@@ -364,12 +364,9 @@ def test_a_trial_failed_by_another_worker_does_not_crash_its_worker(sqlite_url):
     logs = []
 
     class Obj:
-        budget = None
-        last_trial_id = None
         calls = 0
 
-        def __call__(self, trial):
-            self.last_trial_id = trial._trial_id
+        def __call__(self, trial, budget=None):
             Obj.calls += 1
             x = trial.suggest_float("x", 0, 1)
             if Obj.calls == 1:  # "another worker" fails it meanwhile

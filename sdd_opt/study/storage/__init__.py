@@ -218,6 +218,7 @@ def _rdb_class():
 
     from sdd_opt.study._optuna_compat import STALE_TRIAL_IDS, base_stale_trial_ids, override_stale_trial_ids
     from sdd_opt.study.storage.faults import RDB_METHODS, StorageUnavailable, install_retries
+    from sdd_opt.study.record import failure_attrs
     from sdd_opt.study.storage.requeue import STALE_REASON
 
     class ResilientRDBStorage(RDBStorage):
@@ -238,7 +239,8 @@ def _rdb_class():
             grace = self.grace_period or 2 * (self.heartbeat_interval or 0)
             for trial_id in ids:  # say why, while the trial can still be updated
                 try:
-                    self.set_trial_user_attr(trial_id, "fail_reason", STALE_REASON.format(grace=grace))
+                    for key, value in failure_attrs(STALE_REASON.format(grace=grace)).items():
+                        self.set_trial_user_attr(trial_id, key, value)
                 except (optuna.exceptions.UpdateFinishedTrialError, KeyError):
                     pass
             return ids

@@ -44,5 +44,7 @@ class RequeueStaleTrial:
         self.grace = grace
 
     def __call__(self, study, trial) -> None:
-        reason = trial.user_attrs.get("fail_reason") or STALE_REASON.format(grace=self.grace)
+        from sdd_opt.study.record import TrialRecord
+
+        reason = TrialRecord.from_trial(trial).fail_reason or STALE_REASON.format(grace=self.grace)
         requeue(study, trial, reason, self.max_retry)
