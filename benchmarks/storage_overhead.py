@@ -164,7 +164,8 @@ def run_worker(args) -> None:
 
     warnings.simplefilter("ignore")
 
-    import sdd_opt.imp
+    from sdd_opt.imp import run_curve
+    from sdd_opt.study._optuna_compat import storage_of
     from sdd_opt.study.objective import Objective
     from sdd_opt.study.runner import load_stored, work
     from sdd_opt.study.storage import StorageSettings, open_storage
@@ -173,18 +174,16 @@ def run_worker(args) -> None:
     storage = open_storage(args.storage, StorageSettings(heartbeat_interval=args.heartbeat, grace_period=args.heartbeat * 2,
                                                          log=lambda m: print(m, file=sys.stderr)))
     study, spec = load_stored(args.worker, storage)
-    timer = CallTimer(study._storage)
+    timer = CallTimer(storage_of(study))
     training = [0.0]
-    original = sdd_opt.imp.run_curve
 
     def timed_run_curve(*a, **kw):
         t0 = time.perf_counter()
         try:
-            return original(*a, **kw)
+            return run_curve(*a, **kw)
         finally:
             training[0] += time.perf_counter() - t0
 
-    sdd_opt.imp.run_curve = timed_run_curve
     main_id = threading.get_ident()
     in_trials = [0, 0.0, 0.0]  # storage calls and seconds inside study.optimize (one trial each), trial wall time
     optimize = study.optimize
@@ -201,7 +200,7 @@ def run_worker(args) -> None:
             in_trials[2] += time.perf_counter() - t0
 
     study.optimize = timed_optimize
-    obj = Objective(spec, Path(args.artifacts), threads=args.threads, log=lambda m: None)
+    obj = Objective(spec, Path(args.artifacts), threads=args.threads, log=lambda m: None, run_curve=timed_run_curve)
     t0 = time.perf_counter()
     res = work(study, obj, n_trials=args.n_trials, log=lambda m: None)
     wall = time.perf_counter() - t0
@@ -209,7 +208,7 @@ def run_worker(args) -> None:
     other = [v for k, v in timer.by_thread.items() if k != main_id]
     from sdd_opt.study.storage.faults import retrier_of
 
-    r = retrier_of(study._storage)
+    r = retrier_of(storage_of(study))
     out = {"ran": res.ran, "completed": res.completed, "training_s": training[0], "wall_s": wall,
            "trial_s": in_trials[2], "storage_s": main_s, "storage_calls": main_calls,
            "trial_storage_s": in_trials[1], "trial_storage_calls": in_trials[0],

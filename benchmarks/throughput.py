@@ -182,6 +182,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _print_target(speedups: dict[str, float], device, args) -> None:
+    """The best sdd-opt variant's speed-up against the target set for this device, data and model."""
+    if not speedups:
+        return
+    target = TARGETS.get((device.type, args.data, args.model))
+    best = max(speedups, key=speedups.get)
+    if target is None:
+        print(f"target: none set for {device.type}/{args.data}/{args.model}; best sdd-opt variant {best} at "
+              f"{speedups[best]:.2f}x")
+    else:
+        verdict = "MET" if speedups[best] >= target else "NOT MET"
+        print(f"target: >= {target:.1f}x on {device.type} for {args.data}/{args.model}: best sdd-opt variant "
+              f"{best} at {speedups[best]:.2f}x -> {verdict}")
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     device = common.setup(args)
@@ -243,17 +258,7 @@ def main(argv=None) -> dict:
     print()
     print(common.table(headers, rows))
     print()
-    speedups = {r[0]: r[8] for r in rows if r[0].startswith("sdd")}
-    target = TARGETS.get((device.type, args.data, args.model))
-    if speedups:
-        best = max(speedups, key=speedups.get)
-        if target is None:
-            print(f"target: none set for {device.type}/{args.data}/{args.model}; best sdd-opt variant {best} at "
-                  f"{speedups[best]:.2f}x")
-        else:
-            verdict = "MET" if speedups[best] >= target else "NOT MET"
-            print(f"target: >= {target:.1f}x on {device.type} for {args.data}/{args.model}: best sdd-opt variant "
-                  f"{best} at {speedups[best]:.2f}x -> {verdict}")
+    _print_target({r[0]: r[8] for r in rows if r[0].startswith("sdd")}, device, args)
     sdd_default = next((v for v in variants if v.kind == "sdd"), None)
     if device.type == "cuda" and sdd_default is not None:
         n_sync = count_host_syncs(models[sdd_default.name], data, sdd_config(args, device, sdd_default, 1), masks,

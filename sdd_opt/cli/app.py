@@ -204,15 +204,10 @@ def _register_subcommands() -> None:
     """Attach the commands defined in their own modules (study, dashboard, storage, demo, report, study curves)."""
     import importlib
 
-    for module, name, group in SUBCOMMANDS:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("sdd_opt"):
-                continue
-            raise
-        parent = cli if group is None else cli.commands.get(group)
-        if parent is not None and hasattr(mod, name) and name not in parent.commands:
+    for module, name, group in SUBCOMMANDS:  # a module or command that is not there fails here, loudly
+        mod = importlib.import_module(module)
+        parent = cli if group is None else cli.commands[group]
+        if name not in parent.commands:
             parent.add_command(getattr(mod, name))
 
 
