@@ -122,12 +122,6 @@ def parse_tables(text: str) -> list[list[dict[str, str]]]:
     return tables
 
 
-def parse_table(text: str) -> list[dict[str, str]]:
-    """Rows of the first Markdown table in ``text``."""
-    tables = parse_tables(text)
-    return tables[0] if tables else []
-
-
 def load_average() -> str:
     try:
         return "load average %.2f %.2f %.2f" % os.getloadavg()

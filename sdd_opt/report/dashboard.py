@@ -32,7 +32,6 @@ from typing import Callable, Optional
 
 logger = logging.getLogger(__name__)
 
-PLOT_IDS = ("sdd-pareto-front", "sdd-curves", "sdd-hypervolume")  # shown as #user-defined-plot:<id>
 _STUDY_DETAIL = re.compile(r"^/api/studies/(\d+)/?$")
 
 

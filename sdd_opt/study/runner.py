@@ -115,7 +115,6 @@ class WorkResult:
     ran: int = 0
     completed: int = 0
     failed: int = 0
-    requeued: int = 0
     stop: str = ""
 
 
@@ -260,7 +259,7 @@ def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] =
             if run.trial_id is not None:
                 ids.append(run.trial_id)
             with signals_deferred():
-                res.requeued = _clean_up_interrupted(
+                _clean_up_interrupted(
                     study, ids, f"interrupted ({'SIGTERM' if terminated else 'Ctrl-C'})", log)
         raise
     finally:

@@ -155,9 +155,6 @@ class StorageStats:
         return {"calls": self.calls, "seconds": self.seconds, "retries": dict(self.retries), "outages": self.outages,
                 "by_thread": {k: list(v) for k, v in self.by_thread.items()}}
 
-    def thread_seconds(self, ident: Optional[int] = None) -> float:
-        return self.by_thread.get(ident or threading.get_ident(), [0, 0.0])[1]
-
 
 class Retrier:
     """Runs storage calls with retries (see the module docstring); one per storage object."""
