@@ -80,7 +80,8 @@ def measure(args) -> list[list[object]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variants", default="default,2,2:passive", help="comma-separated: default, N, N:passive")
     p.add_argument("--epochs", type=int, default=10, help="epochs per level (default 10)")
     p.add_argument("--levels", type=int, default=3, help="pruning levels after the dense training (default 3)")

@@ -166,8 +166,10 @@ def write_table(root: Path, points: list[dict[str, Any]], path: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.curve_table", description=__doc__.split("\n\n")[0])
     p.add_argument("--workers", type=int, default=2, help="parallel curves, one torch thread each (default 2)")
-    p.add_argument("--root", default="storage/curve-table", help="run directories, teachers and data (default storage/curve-table)")
-    p.add_argument("--out", default="benchmarks/data/mnist1d_curves.csv", help="the table (default benchmarks/data/mnist1d_curves.csv)")
+    p.add_argument("--root", default="storage/curve-table", help="run directories, teachers and data (default "
+                                                                 "storage/curve-table)")
+    p.add_argument("--out", default="benchmarks/data/mnist1d_curves.csv", help="the table (default "
+                                                                               "benchmarks/data/mnist1d_curves.csv)")
     p.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="training seeds, e.g. 0,1 (default 0,1)")
     p.add_argument("--limit", type=int, default=None, help="compute at most this many missing curves (then stop)")
     p.add_argument("--list", action="store_true", help="print the grid and each curve's command, then exit")

@@ -27,7 +27,7 @@ alike, and compares the seed-mean test-accuracy curve with the reference variant
 the max / mean absolute difference per level against the reference, and whether that difference is
 within the reference's seed-to-seed spread.
 
-    python -m benchmarks.fidelity --parts A --threads 1                       # the quick study (mnist1d_quick) (~15-20 min)
+    python -m benchmarks.fidelity --parts A --threads 1     # the quick study (mnist1d_quick) (~15-20 min)
     python -m benchmarks.fidelity --parts A --threads 1 --set prune.target_sparsity=0.995
     python -m benchmarks.fidelity --parts A --storage sqlite:///storage/sdd_opt.db --study mnist1d-search
     python -m benchmarks.fidelity --parts B --threads 1 --seeds 0,1            # 9 variants x 2 seeds (~45 min)

@@ -266,7 +266,8 @@ def rung_correlations(table, spec) -> list[list]:
         contrib = [total - m.hypervolume([p for j, c in enumerate(pts) if j != i for p in c]) for i in range(len(pts))]
         for rung in RUNGS:
             score = [rung_score(r, rung, m) for r in curves]
-            out.append([seed, f"{rung:.0%}", *(float(spearmanr(score, y)[0]) for y in (final_test, final_val, contrib))])
+            out.append([seed, f"{rung:.0%}",
+                        *(float(spearmanr(score, y)[0]) for y in (final_test, final_val, contrib))])
     return out
 
 

@@ -285,7 +285,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="with --replay: override a key of the study's base config (repeatable)")
     p.add_argument("--samplers", default=None,
                    help="comma list of nsga2,tpe,random,gp (default nsga2,tpe,random); with --replay: contenders "
-                        "among auto,random,random+sh,tpe,gp,nsga2, each also with -cold (without the file's initial trials; "
+                        "among auto,random,random+sh,tpe,gp,nsga2, each also with -cold (without the file's initial "
+                        "trials; "
                         "default auto,random)")
     p.add_argument("--seeds", default="0,1,2", help="sampler seeds: a list (0,1,2; the default) or a range (0-9)")
     p.add_argument("--n-trials", type=int, default=None,
@@ -348,9 +349,12 @@ def main(argv=None) -> dict:
         common.load_bench_data("mnist1d", args.data_dir, torch.device("cpu"))
     jobs = [(s, sd) for sd in args.seed_list for s in args.sampler_list]
     demo = study_data("random", 0, args)
-    target = args.target_sparsity if args.target_sparsity is not None else demo.get("set", {}).get("prune.target_sparsity")
+    target = args.target_sparsity
+    if target is None:
+        target = demo.get("set", {}).get("prune.target_sparsity")
     print(f"## search efficiency: {STUDY_FILE} space, "
-          f"{'tiny synthetic' if args.tiny else f'MNIST-1D, {args.epochs} epochs per level, target sparsity {target}'}, "
+          f"{'tiny synthetic' if args.tiny else f'MNIST-1D, {args.epochs} epochs per level'}"
+          f"{'' if args.tiny else f', target sparsity {target}'}, "
           f"collapse floor {demo.get('collapse_floor')}, {args.n_trials} trials per study, samplers "
           f"{', '.join(args.sampler_list)}, seeds {', '.join(map(str, args.seed_list))} (training seed fixed)")
     print(f"machine: {common.machine(torch.device(args.device), args.threads)}; {args.jobs} studies at a time")

@@ -171,7 +171,8 @@ def run_worker(args) -> None:
     from sdd_opt.study.storage import StorageSettings, open_storage
 
     torch.set_num_threads(args.threads)
-    storage = open_storage(args.storage, StorageSettings(heartbeat_interval=args.heartbeat, grace_period=args.heartbeat * 2,
+    storage = open_storage(args.storage, StorageSettings(heartbeat_interval=args.heartbeat,
+                                                         grace_period=args.heartbeat * 2,
                                                          log=lambda m: print(m, file=sys.stderr)))
     study, spec = load_stored(args.worker, storage)
     timer = CallTimer(storage_of(study))
@@ -452,7 +453,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--workers", default="1,2", help="worker counts (default: 1,2)")
     p.add_argument("--trials", type=int, default=3, help="complete trials per run (the study's budget)")
     p.add_argument("--data", default="mnist1d", choices=["mnist1d", "synthetic1d"])
-    p.add_argument("--epochs", type=int, default=20, help="epochs per level (default 20, as the quick study (mnist1d_quick))")
+    p.add_argument("--epochs", type=int, default=20, help="epochs per level (default 20, as the quick study "
+                                                          "(mnist1d_quick))")
     p.add_argument("--levels", type=int, default=10, help="pruning levels after the dense one (default 10)")
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=128)

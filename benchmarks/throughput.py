@@ -243,7 +243,8 @@ def main(argv=None) -> dict:
     for v in variants:
         t = [s / args.epochs for s in times[v.name]]
         med = common.median(t)
-        pipeline = ("DataLoader" + (f"+PIL per-sample, {workers} workers" if is_image else f"(TensorDataset), {workers} workers")
+        pipeline = ("DataLoader" + (f"+PIL per-sample, {workers} workers" if is_image else "(TensorDataset), "
+                                                                                           f"{workers} workers")
                     if v.kind == "plain" else "train_model, in-memory" + (" + channels_last" if is_image else ""))
         rows.append([v.name, pipeline, v.precision, "yes" if v.compile else "no",
                      "none (dense)" if v.kind == "plain" or masks is None else f"{args.density:.0%} kept",

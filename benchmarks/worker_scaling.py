@@ -27,8 +27,16 @@ import uuid
 from pathlib import Path
 
 from benchmarks import common
-from benchmarks.storage_overhead import (_cpu, collect, common_cores, create_study, delete_study, reachable,
-                                         spawn_workers, study_dict)
+from benchmarks.storage_overhead import (
+    _cpu,
+    collect,
+    common_cores,
+    create_study,
+    delete_study,
+    reachable,
+    spawn_workers,
+    study_dict,
+)
 
 
 def trial_span(url: str, name: str) -> tuple[int, float]:
@@ -102,7 +110,8 @@ def main(argv=None) -> dict:
             if why:
                 raise SystemExit(f"error: --storage not reachable ({why})")
         label = "sqlite" if url.startswith("sqlite") else url.split("+")[0].split(":")[0]
-        print(f"## worker scaling: {args.data}, cnn1d width {args.width}, {args.epochs} epochs x {args.levels + 1} levels, "
+        print(f"## worker scaling: {args.data}, cnn1d width {args.width}, {args.epochs} epochs x {args.levels + 1} "
+              "levels, "
               f"{args.trials} trials per run, storage {label}")
         print(f"machine: {common.machine(_cpu(), common_cores())}")
         print(flush=True)
@@ -122,7 +131,8 @@ def main(argv=None) -> dict:
             steady = common.median(r["trials"] / r["span"] * 3600 for r in rs)
             base_e2e = base_e2e or e2e
             base_steady = base_steady or steady
-            rows.append([w, rs[0]["threads"], common.median(r["training"] for r in rs), common.median(r["wall"] for r in rs),
+            rows.append([w, rs[0]["threads"], common.median(r["training"] for r in rs),
+                         common.median(r["wall"] for r in rs),
                          e2e, steady, e2e / base_e2e, steady / base_steady])
         headers = ["workers", "threads each", "training s/trial", "wall s", "trials/hour (end to end)",
                    "trials/hour (steady)", "speed-up (end to end)", "speed-up (steady)"]

@@ -140,7 +140,8 @@ def _level_loop(run: Run, rows: list[dict], start_level: int, teacher, *, on_lev
                 log(f"early stop: {stop}; skipping {n_levels - level} level(s)")
                 return True, stop
             if p.collapse_floor is not None and is_collapsed(row["val_acc"], p.collapse_floor) and level < n_levels:
-                reason = f"validation accuracy {row['val_acc']:.3f} below collapse_floor {p.collapse_floor} at level {level}"
+                reason = (f"validation accuracy {row['val_acc']:.3f} below collapse_floor {p.collapse_floor} "
+                          f"at level {level}")
                 log(f"collapse early stop: {reason}; skipping {n_levels - level} level(s)")
                 return True, reason
     finally:

@@ -30,8 +30,8 @@ from sdd_opt.curve import CURVE_COLUMNS, sdd_metrics
 from sdd_opt.data import load_data
 from sdd_opt.errors import UserError
 from sdd_opt.models import build_model
-from sdd_opt.prune import full_masks
 from sdd_opt.provenance import provenance
+from sdd_opt.prune import full_masks
 from sdd_opt.train import resolve_device, steps_per_epoch
 
 # Keys that change where/how fast a run goes but not its result: ignored when matching a resume.
@@ -146,7 +146,8 @@ def stored_rows(cfg: RunConfig, out: Path, resume: bool) -> list[dict]:
     """The run directory's finished levels, after checking that it may be continued with ``cfg``."""
     rows = read_curve(out / "curve.csv") if out.exists() else []
     if rows and not resume:
-        raise UserError(f"{out}: already holds a curve ({len(rows)} levels); pass --resume to continue it or choose another --out")
+        raise UserError(f"{out}: already holds a curve ({len(rows)} levels); pass --resume to continue it or choose "
+                        "another --out")
     if rows and resume:
         stored = load_config(out / "config.yaml", stored=True)
         if result_description(stored) != result_description(cfg):
@@ -190,7 +191,8 @@ def start_run(cfg: RunConfig, out: Path) -> Run:
     if p.retrain == "rewind":
         rewind_step = p.rewind_to * (spe if p.rewind_unit == "epoch" else 1)
         if rewind_step >= total_steps:
-            raise UserError(f"prune.rewind_to: {p.rewind_to} {p.rewind_unit}s is past the end of training ({total_steps} iterations)")
+            raise UserError(f"prune.rewind_to: {p.rewind_to} {p.rewind_unit}s is past the end of training "
+                            f"({total_steps} iterations)")
 
     def build():
         return build_model(cfg.model, data.input_shape, data.num_classes).to(device)
@@ -207,7 +209,8 @@ def start_run(cfg: RunConfig, out: Path) -> Run:
 
 def resume_run(run: Run, rows: list[dict], stored: Optional[tuple[dict, Optional[dict]]],
             log: Callable[[str], None]) -> int:
-    """Load the last finished level's weights (and the rewind point, see :func:`stored_state`); returns the next level."""
+    """Load the last finished level's weights (and the rewind point, see :func:`stored_state`); returns
+    the next level."""
     if not rows:
         return 0
     last = rows[-1]["level"]

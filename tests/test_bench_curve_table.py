@@ -92,7 +92,6 @@ def test_the_committed_table_covers_the_grid_and_reruns_to_the_same_levels(tmp_p
     """Every (grid point, seed) of benchmarks/data/mnist1d_curves.csv is there, and a group re-runs with
     the engine of this tree (levels 0 and 1 of one curve: ~25 s at one thread) to the same 4-digit
     numbers on the machine kind that trained it, and within seed noise on any other CPU."""
-    import csv
     from pathlib import Path
 
     from sdd_opt.imp import run_curve

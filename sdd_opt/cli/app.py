@@ -76,7 +76,7 @@ def train(config_path, out, overrides, resume, checkpoints, quiet) -> None:
     Writes config.yaml, curve.csv, metrics.json, curve.png and checkpoints/ into --out, and
     prints the sparse-double-descent metrics (dip, peak, gap) at the end.
     """
-    from sdd_opt.config import load_config, read_yaml, build_config, apply_overrides
+    from sdd_opt.config import apply_overrides, build_config, load_config, read_yaml
     from sdd_opt.imp import run_curve
     from sdd_opt.overrides import refuse_lost_overrides
     from sdd_opt.paths import check_output_dir
@@ -98,7 +98,8 @@ def train(config_path, out, overrides, resume, checkpoints, quiet) -> None:
     out_dir = Path(out) if out else Path("storage/runs") / cfg.hash()
     check_output_dir(out_dir)
     if resume and not ((out_dir / "config.yaml").is_file() or (out_dir / "curve.csv").is_file()):
-        raise UserError(f"--resume: {out_dir} holds no run (no config.yaml or curve.csv); drop --resume to start one there")
+        raise UserError(f"--resume: {out_dir} holds no run (no config.yaml or curve.csv); drop --resume to start one "
+                        "there")
     click.echo(f"run {cfg.hash()} -> {out_dir}")
     try:
         with sigterm_as_interrupt():
@@ -126,7 +127,8 @@ def train(config_path, out, overrides, resume, checkpoints, quiet) -> None:
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
 @click.option("--label", "labels", multiple=True, help="Legend label per run (default: directory name).")
-@click.option("--metric", type=click.Choice(["test_acc", "val_acc", "train_acc"]), default="test_acc", show_default=True)
+@click.option("--metric", type=click.Choice(["test_acc", "val_acc", "train_acc"]), default="test_acc",
+              show_default=True)
 @click.option("--title", default="", help="Figure title.")
 def plot(runs, out, labels, metric, title) -> None:
     """Overlay the curves of several run directories (paper style: log scale of remaining weights)."""
@@ -134,12 +136,11 @@ def plot(runs, out, labels, metric, title) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from sdd_opt.rundir import read_curve
     from sdd_opt.paths import check_output_file
     from sdd_opt.plots import format_sparsity_axis
+    from sdd_opt.rundir import read_curve
 
     if labels and len(labels) != len(runs):
         raise UserError(f"--label: give one per run ({len(runs)}), got {len(labels)}")

@@ -8,7 +8,6 @@ is opened for writing, so a mistake never leaves a half-created study behind.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -19,7 +18,8 @@ from sdd_opt.errors import UserError
 
 STORAGE_HELP = "Storage URL (sqlite:///..., postgresql+psycopg://..., mysql+pymysql://..., grpc://HOST:PORT). " \
                "Default: $SDD_OPT_STORAGE or sqlite:///storage/sdd_opt.db."
-ARTIFACTS_HELP = "Artifact store and trial run directories. Default: $SDD_OPT_ARTIFACTS or 'artifacts' beside the SQLite file (storage/artifacts)."
+ARTIFACTS_HELP = ("Artifact store and trial run directories. Default: $SDD_OPT_ARTIFACTS or 'artifacts' beside the "
+                  "SQLite file (storage/artifacts).")
 
 
 def _storage_option(f):
@@ -58,7 +58,8 @@ def _load_spec(file, overrides, name):
 @click.argument("file", type=click.Path(dir_okay=False))
 @_storage_option
 @click.option("--name", default=None, help="Study name (default: the file's 'name').")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a base-config key for every trial.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a base-config key for every "
+                                                                             "trial.")
 @click.option("--seed-with-paper", is_flag=True, help="Enqueue the paper's reference points as the first trials.")
 def create(file, storage, name, overrides, seed_with_paper) -> None:
     """Store the study FILE (its settings, search space and objectives) without running anything."""
@@ -78,9 +79,13 @@ def create(file, storage, name, overrides, seed_with_paper) -> None:
 def _worker_options(f):
     f = click.option("--n-trials", type=click.IntRange(min=1), default=None,
                      help="Total complete trials the STUDY should hold (shared by all workers).")(f)
-    f = click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop starting trials after S seconds.")(f)
+    f = click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop starting "
+                                                                                                  "trials after S "
+                                                                                                  "seconds.")(f)
     f = click.option("--device", default=None, help="cpu, cuda or cuda:K for this worker (default: the config's).")(f)
-    f = click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads for this worker (default 1: see docs/performance.md, threads).")(f)
+    f = click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads for this worker "
+                                                                                 "(default 1: see "
+                                                                                 "docs/performance.md, threads).")(f)
     f = click.option("--artifacts", default=None, metavar="DIR", help=ARTIFACTS_HELP)(f)
     f = click.option("--heartbeat-interval", type=click.IntRange(min=1), default=60, show_default=True,
                      help="Seconds between a running trial's heartbeats.")(f)
@@ -88,7 +93,8 @@ def _worker_options(f):
                      help="A trial without heartbeat for this long is failed and retried.")(f)
     f = click.option("--storage-timeout", type=click.FloatRange(min=1), default=600, show_default=True,
                      help="Seconds a lost database connection (or a lock) is retried before this worker exits.")(f)
-    f = click.option("--progress/--no-progress", default=None, help="Epoch progress bars (default: when on a terminal).")(f)
+    f = click.option("--progress/--no-progress", default=None, help="Epoch progress bars (default: when on a "
+                                                                    "terminal).")(f)
     return f
 
 
@@ -127,8 +133,9 @@ def _study_progress(s, spec, n_trials, *, on_change: bool = False):
 
 def _check_device(device) -> None:
     if device:
-        from sdd_opt.config import TrainConfig
         from pydantic import ValidationError
+
+        from sdd_opt.config import TrainConfig
 
         try:
             TrainConfig(device=device)
@@ -193,7 +200,8 @@ def run_study(spec, storage, *, jobs, seed_with_paper, n_trials, timeout, device
     if seed_with_paper:
         enqueue_paper_trials(s, spec, log=click.echo)
     click.echo(f"study {spec.name!r}: {len(spec.search_space)} searched keys, objectives "
-               f"{', '.join(f'{m} ({d})' for m, d in zip(spec.metric_names, spec.directions))}, sampler {spec.sampler_name}")
+               f"{', '.join(f'{m} ({d})' for m, d in zip(spec.metric_names, spec.directions))}, sampler "
+               f"{spec.sampler_name}")
     cfg_device = spec.base.train.device
     gpus = lw.count_gpus(device, cfg_device) if jobs != 1 else 0
     plans = lw.plan_workers(jobs or lw.default_jobs(device, cfg_device, gpus), threads=threads, device=device,
@@ -215,7 +223,8 @@ def run_study(spec, storage, *, jobs, seed_with_paper, n_trials, timeout, device
 @click.argument("file", type=click.Path(dir_okay=False))
 @_storage_option
 @click.option("--name", default=None, help="Study name (default: the file's 'name').")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a base-config key for every trial (stored with the study).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a base-config key for every "
+                                                                             "trial (stored with the study).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Local workers (this process and jobs-1 children). Default: one per core, one torch thread "
                    "each (one per GPU on a CUDA machine).")
@@ -310,7 +319,8 @@ def _print_summary(s, spec, url) -> None:
     from sdd_opt.study.storage import masked
 
     c = counts(s)
-    click.echo(f"\n{spec.name}: {c['COMPLETE']} complete, {c['FAIL']} failed, {c['RUNNING']} running, {c['PRUNED']} pruned")
+    click.echo(f"\n{spec.name}: {c['COMPLETE']} complete, {c['FAIL']} failed, {c['RUNNING']} running, {c['PRUNED']} "
+               "pruned")
     if c["COMPLETE"]:
         if front_of_levels(spec):
             click.echo("Pareto front over every level of every trial (validation accuracy x sparsity):")
@@ -320,7 +330,8 @@ def _print_summary(s, spec, url) -> None:
             click.echo(_format(front_table(s, spec), "table"))
         click.echo(_measure_line(s, spec))
     click.echo(f"\nopen the dashboard:  sdd-opt dashboard --storage '{masked(url)}'")
-    click.echo(f"export the front:    sdd-opt study export {spec.name} --storage '{masked(url)}' --out exported/{spec.name}")
+    click.echo(f"export the front:    sdd-opt study export {spec.name} --storage '{masked(url)}' --out "
+               f"exported/{spec.name}")
 
 
 @study.command("status")
@@ -388,7 +399,8 @@ def export(name, out, fmt, levels, storage) -> None:
 @click.command()
 @_storage_option
 @click.option("--artifacts", default=None, metavar="DIR", help=ARTIFACTS_HELP)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind; keep 127.0.0.1 unless you mean to share it.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind; keep 127.0.0.1 unless you "
+                                                                     "mean to share it.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
 def dashboard(storage, artifacts, host, port) -> None:
     """Open optuna-dashboard on the study storage, with the trials' curve artifacts attached."""

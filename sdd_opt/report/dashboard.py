@@ -135,7 +135,8 @@ class SddPlots:
         data = json.loads(body)
         figures = extra["plots"]
         mine = [{"id": pid, "graph_object": fig} for pid, fig in figures.items()]
-        data["plotly_graph_objects"] = mine + [g for g in data.get("plotly_graph_objects", []) if g["id"] not in figures]
+        theirs = [g for g in data.get("plotly_graph_objects", []) if g["id"] not in figures]
+        data["plotly_graph_objects"] = mine + theirs
         if extra.get("best_trials") is not None:
             data["best_trials"] = extra["best_trials"]
         return json.dumps(data).encode()
@@ -224,8 +225,8 @@ def serve(storage_url: Optional[str], artifacts: Optional[str], host: str = "127
         def log_message(self, *args):  # the browser polls every few seconds: no access log
             pass
 
-    from sdd_opt.study.storage.dbcheck import check_sqlite_file
     from sdd_opt.study.storage import resolve_url
+    from sdd_opt.study.storage.dbcheck import check_sqlite_file
 
     check_sqlite_file(resolve_url(storage_url), must_exist=True)  # writes nothing, takes no port
     try:  # then the port: a busy one must fail before the storage is opened or artifacts/ made

@@ -15,8 +15,16 @@ import optuna
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial
 
-from sdd_opt.plots import (METRIC_LABELS, REMEDIES, REMEDY_LABELS, l2_range, log_ticks, percent_ticks,
-                           remaining_percent, remedy_color)
+from sdd_opt.plots import (
+    METRIC_LABELS,
+    REMEDIES,
+    REMEDY_LABELS,
+    l2_range,
+    log_ticks,
+    percent_ticks,
+    remaining_percent,
+    remedy_color,
+)
 from sdd_opt.report.data import complete, fmt, hover_text, remedy, trial_l2
 from sdd_opt.study.record import TrialRecord, is_feasible
 from sdd_opt.study.spec import StudySpec
@@ -132,7 +140,8 @@ def levels_figure(study: optuna.Study, spec: StudySpec, front=None,
                 x=remaining_percent(r["sparsity"] for _, _, r in pts), y=[r["val_acc"] for _, _, r in pts],
                 mode="markers", name=f"{REMEDY_LABELS[rem]} (every level)", legendgroup=rem,
                 text=[_short_hover(t, r, i) for t, i, r in pts], hovertemplate=_HOVER,
-                marker={"size": 6, "opacity": 0.45, "color": [remedy_color(rem, trial_l2(t), span) for t, _, _ in pts]}))
+                marker={"size": 6, "opacity": 0.45,
+                        "color": [remedy_color(rem, trial_l2(t), span) for t, _, _ in pts]}))
     bad = [(t, i, r) for t in trials if not is_feasible(t) for i, r in enumerate(TrialRecord.from_trial(t).curve)]
     if bad:
         fig.add_trace(go.Scatter(
@@ -146,14 +155,16 @@ def levels_figure(study: optuna.Study, spec: StudySpec, front=None,
         texts = []
         for _, row in df.iterrows():
             t = by_number.get(int(row["trial"]))
-            texts.append(_short_hover(t, TrialRecord.from_trial(t).curve[int(row["level"])], int(row["level"])) if t else "")
+            level = int(row["level"])
+            texts.append(_short_hover(t, TrialRecord.from_trial(t).curve[level], level) if t else "")
         fig.add_trace(go.Scatter(
             x=remaining_percent(df["sparsity"]), y=list(df["val_acc"]), mode="lines+markers",
             name="front over all levels", text=texts, hovertemplate=_HOVER,
             line={"color": FRONT_LINE, "width": 2, "shape": "hv"},
             marker={"size": 11, "symbol": "diamond", "color": "gold", "line": {"color": "black", "width": 1}}))
     xs = [r["sparsity"] for t in trials for r in TrialRecord.from_trial(t).curve]
-    return _layout(fig, title, xaxis=remaining_axis(remaining_percent(xs)), yaxis={"title": {"text": "validation accuracy"}})
+    return _layout(fig, title, xaxis=remaining_axis(remaining_percent(xs)),
+                   yaxis={"title": {"text": "validation accuracy"}})
 
 
 def curves_figure(study: optuna.Study, spec: Optional[StudySpec] = None,
@@ -183,7 +194,8 @@ def curves_figure(study: optuna.Study, spec: Optional[StudySpec] = None,
             texts = [f"<b>trial {t.number}</b> · {rem} · ℓ2 {fmt(l2)}" + (" · Pareto front" if on_front else "")
                      + ("" if is_feasible(t) else " · infeasible")
                      + f"<br>level {i}: {metric} {fmt(y)}, sparsity {fmt(r['sparsity'])}"
-                     f"<br>SDD gap (val) {fmt(TrialRecord.from_trial(t).metric('sdd_gap'))}" for i, (r, y) in enumerate(zip(rows, ys))]
+                     f"<br>SDD gap (val) {fmt(TrialRecord.from_trial(t).metric('sdd_gap'))}"
+                     for i, (r, y) in enumerate(zip(rows, ys))]
             fig.add_trace(go.Scatter(
                 x=remaining_percent(r["sparsity"] for r in rows), y=ys, mode="lines+markers",
                 name=f"trial {t.number}", legendgroup=rem, showlegend=False,
@@ -300,13 +312,15 @@ def sdd_gap_figure(study: optuna.Study, spec: StudySpec, title: str = "SDD gap v
             y=[TrialRecord.from_trial(t).metric("sdd_gap") for t in group], mode="markers", name=REMEDY_LABELS[rem],
             text=[hover_text(t, spec) for t in group], hovertemplate=_HOVER,
             marker={"size": 10, "color": [remedy_color(rem, trial_l2(t), span) for t in group],
-                    "symbol": ["circle" if is_feasible(t) else "x" for t in group], "line": {"color": "white", "width": 0.5}}))
+                    "symbol": ["circle" if is_feasible(t) else "x" for t in group],
+                    "line": {"color": "white", "width": 0.5}}))
     nice = log_ticks([trial_l2(t) for t in trials if trial_l2(t) > 0] or list(span), min_ticks=3)
     ticks = [zero_x] + [math.log10(v) for v in nice]
     labels = ["0"] + [f"{v:g}" for v in nice]
     for c in spec.file.constraints:
         if c.metric == "sdd_gap" and c.max is not None:
-            fig.add_hline(y=c.max, line={"dash": "dash", "color": "#c0392b"}, annotation_text=f"constraint: gap ≤ {c.max:g}")
+            fig.add_hline(y=c.max, line={"dash": "dash", "color": "#c0392b"}, annotation_text="constraint: gap ≤ "
+                                                                                              f"{c.max:g}")
     return _layout(fig, title, height=400, xaxis={"title": {"text": "ℓ2 weight of the student (log scale; 0 = none)"},
                                                   "tickvals": ticks, "ticktext": labels},
                    yaxis={"title": {"text": "SDD gap of the validation curve (peak − dip)"}})

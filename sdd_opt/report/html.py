@@ -152,8 +152,8 @@ def _settings(study: optuna.Study, spec: StudySpec, storage_url: str) -> str:
 
     f = spec.file
     s = f.sampler
-    sampler = spec.sampler_name + "".join(f", {k} {v}" for k, v in (("seed", s.seed), ("population", s.population_size),
-                                                                     ("startup trials", s.n_startup_trials)) if v is not None)
+    settings = (("seed", s.seed), ("population", s.population_size), ("startup trials", s.n_startup_trials))
+    sampler = spec.sampler_name + "".join(f", {k} {v}" for k, v in settings if v is not None)
     cons = "; ".join(f"{c.metric} ≤ {c.max:g}" if c.max is not None else f"{c.metric} ≥ {c.min:g}"
                      for c in f.constraints) or "none"
     rows = [
@@ -191,7 +191,8 @@ def _settings(study: optuna.Study, spec: StudySpec, storage_url: str) -> str:
             f'<h3>Search space</h3>{space or "<p class=note>(nothing searched: the base config only)</p>"}'
             f"<h3>Reproduce</h3><pre>{_e(repro)}</pre>"
             f"<details><summary>base run config</summary><pre>{_e(base)}</pre></details>"
-            + (f"<details><summary>software versions (first trial)</summary><pre>{_e(json.dumps(versions, indent=1))}</pre></details>"
+            + ("<details><summary>software versions (first "
+               f"trial)</summary><pre>{_e(json.dumps(versions, indent=1))}</pre></details>"
                if versions else "") + "</section>")
 
 
@@ -251,7 +252,8 @@ def _front_sections(study: optuna.Study, spec: StudySpec, front, lvl) -> list[st
                  f"sparsity. <code>sdd-opt study pareto {_e(spec.name)} --levels</code>, "
                  f"<code>sdd-opt study export {_e(spec.name)} --levels</code>.</p>"
                  f'<div class="plot">{_plot(F.levels_figure(study, spec, lvl), "plot-levels")}</div>'
-                 f"<details><summary>table ({len(lvl)} points)</summary>{table_html(lvl, 'levels-table', feasible_col=None)}"
+                 f"<details><summary>table ({len(lvl)} "
+                 f"points)</summary>{table_html(lvl, 'levels-table', feasible_col=None)}"
                  f"</details></section>")
     return parts
 
@@ -351,7 +353,8 @@ def build_report(study: optuna.Study, spec: StudySpec, storage_url: str = "", *,
     parts = [_settings(study, spec, storage_url), *_front_sections(study, spec, front, lvl),
              _curves_section(study, spec, done, front_numbers), _importance_section(study, spec),
              _hypervolume_section(hist),
-             f'<section id="trials"><h2>All trials</h2>{table_html(_trials_table(study, spec), "trials-table")}</section>']
+             '<section id="trials"><h2>All '
+             f'trials</h2>{table_html(_trials_table(study, spec), "trials-table")}</section>']
     if trial_figures and front_numbers:
         parts.append(f'<section id="trial-curves"><h2>Curves of the Pareto-optimal trials</h2>'
                      f'<p class="note">Train accuracy on the noisy labels, validation and test accuracy; dip and peak '

@@ -35,7 +35,8 @@ def _config_for(trial: optuna.trial.FrozenTrial, level: int) -> dict:
     return data
 
 
-def export_front(study: optuna.Study, spec: StudySpec, out: Path, fmt: str = "yaml", levels: bool = False) -> pd.DataFrame:
+def export_front(study: optuna.Study, spec: StudySpec, out: Path, fmt: str = "yaml",
+                 levels: bool = False) -> pd.DataFrame:
     """Write one config per Pareto-optimal trial (or level) plus ``front.csv``; returns the table."""
     table = levels_front(study, spec) if levels else front_table(study, spec)
     if table.empty:

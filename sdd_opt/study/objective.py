@@ -23,7 +23,7 @@ import optuna
 from optuna.trial import TrialState
 
 from sdd_opt.config import RunConfig
-from sdd_opt.curve import select_level, sdd_metrics
+from sdd_opt.curve import sdd_metrics, select_level
 from sdd_opt.errors import DivergedError, UserError
 from sdd_opt.provenance import versions
 from sdd_opt.study.halving import make_halving
@@ -31,7 +31,6 @@ from sdd_opt.study.measure import measure_of
 from sdd_opt.study.record import TrialRecord, record_failure, seed_curve_key
 from sdd_opt.study.space import suggest_config
 from sdd_opt.study.spec import StudySpec
-
 
 TEACHER_CACHE_DEFAULT = "storage/teachers"
 

@@ -35,7 +35,7 @@ import optuna
 from sdd_opt.config import RunConfig, get_dotted
 from sdd_opt.errors import UserError
 from sdd_opt.study.objective import Objective
-from sdd_opt.study.record import TrialRecord, seed_curve_key
+from sdd_opt.study.record import TrialRecord
 from sdd_opt.study.spec import StudySpec
 
 LEVEL_COLUMNS = ("level", "sparsity", "train_acc", "val_acc", "test_acc", "epochs")

@@ -25,7 +25,7 @@ from sdd_opt.study.initial import enqueue_initial
 from sdd_opt.study.objective import Objective, TrialConfigError
 from sdd_opt.study.record import TrialRecord, failure_attrs
 from sdd_opt.study.sampler import make_sampler
-from sdd_opt.study.signals import Terminated, sigterm_as_interrupt, signals_deferred
+from sdd_opt.study.signals import Terminated, signals_deferred, sigterm_as_interrupt
 from sdd_opt.study.spec import StudySpec
 
 SPEC_ATTR = "sdd_opt.spec"
@@ -69,7 +69,8 @@ def create_or_resume(spec: StudySpec, storage, storage_url: str = "", *, create_
             raise UserError(f"study {spec.name!r} is stored with a different {', '.join(changed)}; "
                             f"use --name for a new study (refusing to mix trials)")
         if create_only:
-            raise UserError(f"study {spec.name!r} already exists (with the same settings); use 'study run' to resume it")
+            raise UserError(f"study {spec.name!r} already exists (with the same settings); use 'study run' to resume "
+                            "it")
         return existing
     study = optuna.create_study(study_name=spec.name, storage=storage, directions=spec.directions,
                                 sampler=make_sampler(spec), load_if_exists=True)
@@ -148,8 +149,7 @@ def _clean_up_interrupted(study: optuna.Study, trial_ids: list[int], why: str, l
             record = TrialRecord.from_trial(t)
             if t.state != TrialState.FAIL or not record.interrupted:
                 continue
-            levels = max((len(v) for k, v in t.user_attrs.items() if k.startswith("curve_seed") and isinstance(v, list)),
-                         default=0)
+            levels = max((len(rows) for rows in TrialRecord.from_trial(t).seed_curves.values()), default=0)
             if requeue(study, t, record.fail_reason, max_retry=None) is not None:
                 queued += 1
                 log(f"trial {t.number} was {why} after {levels} finished level(s); it is queued again and "

@@ -18,10 +18,10 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from sdd_opt.testing import run_cli
 
 from .conftest import tiny_study
 from .db import db_url, server_url, tracked_studies, unique_name  # noqa: F401  (db_url is a fixture)
-from sdd_opt.testing import run_cli
 
 HB = ["--heartbeat-interval", "1", "--grace-period", "3"]
 

@@ -49,7 +49,7 @@ def test_heartbeat_helpers(rdb, tmp_path):
 
 
 def test_stale_trial_query_and_override(rdb):
-    study = optuna.create_study(storage=rdb, study_name="s")
+    optuna.create_study(storage=rdb, study_name="s")
     study_id = rdb.get_study_id_from_name("s")
     assert compat.base_stale_trial_ids(optuna.storages.RDBStorage, rdb, study_id) == []
     assert callable(getattr(optuna.storages.RDBStorage, compat.STALE_TRIAL_IDS))

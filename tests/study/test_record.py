@@ -7,8 +7,7 @@ import optuna
 import pytest
 import yaml
 
-from sdd_opt.study.record import (SCHEMA_VERSION, VERSION_KEY, TrialRecord, constraint_values, failure_attrs,
-                                  is_feasible)
+from sdd_opt.study.record import SCHEMA_VERSION, VERSION_KEY, TrialRecord, constraint_values, failure_attrs, is_feasible
 from sdd_opt.testing import cli_exit_code
 
 FIXTURE = Path(__file__).parent / "fixtures" / "study_pre_record.db"

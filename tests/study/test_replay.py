@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import optuna
 import pytest
-import yaml
 
 from sdd_opt.errors import UserError
 from sdd_opt.study.measure import measure_of

@@ -1,10 +1,10 @@
 import optuna
 import pytest
 
-from sdd_opt.errors import UserError
 from sdd_opt.config import get_dotted
-from sdd_opt.study.params import decode
+from sdd_opt.errors import UserError
 from sdd_opt.study.grid import grid_of
+from sdd_opt.study.params import decode
 from sdd_opt.study.space import suggest_config
 from sdd_opt.study.spec import load_study_spec, parse_study
 

@@ -78,7 +78,8 @@ class StorageSettings:
 
     ``threads``: threads of this process that use the storage at once (1 for a worker's trial
     loop, the thread pool of ``storage serve``); the connection pool is sized from it, plus one
-    connection for the heartbeat thread. ``storage_timeout`` (``--storage-timeout``): seconds a storage call keeps retrying a
+    connection for the heartbeat thread. ``storage_timeout`` (``--storage-timeout``): seconds a storage
+    call keeps retrying a
     lost connection or a lock before the process gives up with a clear message.
     ``lock_timeout``: seconds a statement waits for a row lock before it is retried (MySQL's
     ``innodb_lock_wait_timeout``, PostgreSQL's ``lock_timeout``). ``must_exist``: the command only
@@ -94,7 +95,7 @@ class StorageSettings:
     lock_timeout: float = 30.0
     connect_timeout: int = 10
     log: Optional[Callable[[str], None]] = None
-    must_exist: bool = False  # a command that reads a stored study: create no SQLite file (sdd_opt.study.storage.dbcheck)
+    must_exist: bool = False  # a command that reads a stored study: create no SQLite file (dbcheck)
 
     @property
     def pool_size(self) -> int:
@@ -217,8 +218,8 @@ def _rdb_class():
     from optuna.storages import RDBStorage
 
     from sdd_opt.study._optuna_compat import STALE_TRIAL_IDS, base_stale_trial_ids, override_stale_trial_ids
-    from sdd_opt.study.storage.faults import RDB_METHODS, StorageUnavailable, install_retries
     from sdd_opt.study.record import failure_attrs
+    from sdd_opt.study.storage.faults import RDB_METHODS, StorageUnavailable, install_retries
     from sdd_opt.study.storage.requeue import STALE_REASON
 
     class ResilientRDBStorage(RDBStorage):
@@ -246,7 +247,8 @@ def _rdb_class():
             return ids
 
     override_stale_trial_ids(ResilientRDBStorage, ResilientRDBStorage.stale_trial_ids)
-    install_retries(ResilientRDBStorage, tuple(m for m in RDB_METHODS if m not in ("record_heartbeat", STALE_TRIAL_IDS)))
+    install_retries(ResilientRDBStorage,
+                    tuple(m for m in RDB_METHODS if m not in ("record_heartbeat", STALE_TRIAL_IDS)))
     _RDB_CLASS = ResilientRDBStorage
     return _RDB_CLASS
 
@@ -361,12 +363,14 @@ def open_storage(url: Optional[str] = None, settings: Optional[StorageSettings] 
             # that refuses the connection is a mistake in the URL (or a server down): say so now.
             kind = classify(exc)
             racing = kind in ("deadlock", "lock timeout", "serialization", "busy", "pool") or (
-                isinstance(exc, SQLAlchemyError) and any(w in str(exc).lower() for w in ("already exists", "duplicate")))
+                isinstance(exc, SQLAlchemyError)
+                and any(w in str(exc).lower() for w in ("already exists", "duplicate")))
             if racing and attempt < 5:
                 time.sleep(0.2 * 2 ** attempt)
                 continue
             first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
-            raise UserError(f"--storage {masked(url)}: cannot open storage ({type(exc).__name__}: {masked(first)})") from None
+            raise UserError(f"--storage {masked(url)}: cannot open storage "
+                            f"({type(exc).__name__}: {masked(first)})") from None
     storage._retrier = Retrier(RetryPolicy(storage_timeout=settings.storage_timeout), url, settings.log)
     if is_sqlite(url):
         _enable_wal(storage)

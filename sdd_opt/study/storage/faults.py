@@ -9,7 +9,8 @@ the worker. Here every storage call runs inside :meth:`Retrier.call`:
 
 * a transient error (:func:`classify`) rolls the call back and runs it again after an
   exponential, jittered backoff (0.05 s doubling up to 5 s);
-* when the storage stays unreachable (or locked) for longer than ``RetryPolicy.storage_timeout`` seconds (``--storage-timeout``),
+* when the storage stays unreachable (or locked) for longer than ``RetryPolicy.storage_timeout``
+  seconds (``--storage-timeout``),
   the call raises :class:`StorageUnavailable`, a :class:`~sdd_opt.errors.UserError` with a
   clear, password-free message, and every later call of this process fails at once, so the
   worker exits instead of hanging; its running trial is then failed by the heartbeat of the

@@ -39,8 +39,8 @@ def serve_storage(storage_url: Optional[str], host: str = "127.0.0.1", port: int
     import optuna
 
     from sdd_opt.study._optuna_compat import cached_backend, cached_storage_class
-    from sdd_opt.study.storage.faults import HEARTBEAT_KEY
     from sdd_opt.study.storage import StorageSettings, masked, open_storage, resolve_url
+    from sdd_opt.study.storage.faults import HEARTBEAT_KEY
 
     url = resolve_url(storage_url)
     if url.startswith("grpc://"):

@@ -10,12 +10,11 @@ import pytest
 from optuna.trial import TrialState
 
 from sdd_opt.errors import UserError
-from sdd_opt.study.storage import faults
+from sdd_opt.study.storage import StorageSettings, faults, open_storage
 from sdd_opt.study.storage.faults import Retrier, RetryPolicy, StorageUnavailable, classify
-from sdd_opt.study.storage import StorageSettings, open_storage
+from sdd_opt.testing import run_cli
 
 from ..db import TcpProxy, db_url, server_url, tracked_studies, unique_name  # noqa: F401  (db_url is a fixture)
-from sdd_opt.testing import run_cli
 
 
 def _settings(**kw):
@@ -139,7 +138,6 @@ def test_a_state_change_that_committed_before_the_connection_broke_is_not_an_err
     trial = study.ask()
     # first attempt commits and then "loses the connection"; the retry sees a finished trial
     import pymysql
-
     from optuna.storages import RDBStorage
 
     state = {"n": 0}
