@@ -107,6 +107,11 @@ def _fmt(c: object) -> str:
     return str(c)
 
 
+def int_list(text: object) -> list[int]:
+    """``"1,2,4"`` (or one number) as ``[1, 2, 4]``: the worker counts of the scaling benchmarks."""
+    return [int(w) for w in str(text).split(",") if w.strip()]
+
+
 def parse_tables(text: str) -> list[list[dict[str, str]]]:
     """Every Markdown table in ``text``, each as a list of row dicts (used by the tests)."""
     split = lambda ln: [c.strip() for c in ln.strip().strip("|").split("|")]  # noqa: E731

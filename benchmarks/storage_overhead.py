@@ -27,6 +27,7 @@ gRPC proxy, and the database connections each way holds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -94,9 +95,8 @@ def delete_study(url: str, name: str) -> None:
         return
     storage = optuna.storages.RDBStorage(url)
     try:
-        optuna.delete_study(study_name=name, storage=storage)
-    except KeyError:
-        pass
+        with contextlib.suppress(KeyError):  # already gone
+            optuna.delete_study(study_name=name, storage=storage)
     finally:
         storage.engine.dispose()
 
@@ -249,11 +249,9 @@ def collect(procs) -> list[dict]:
 # --- the gRPC proxy ------------------------------------------------------------------------------
 
 def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class Proxy:
@@ -444,37 +442,41 @@ def _cpu():
 
 # --- main ----------------------------------------------------------------------------------------
 
+def add_run_args(p: argparse.ArgumentParser, *, trials: int, epochs: int, levels: int, worker_threads: int) -> None:
+    """The size of the benchmark's study and of its workers (shared with ``worker_scaling``)."""
+    p.add_argument("--workers", type=common.int_list, default="1,2", help="worker counts (default: 1,2)")
+    p.add_argument("--trials", type=int, default=trials, help=f"complete trials per run (the study's budget; "
+                                                              f"default {trials})")
+    p.add_argument("--data", default="mnist1d", choices=["mnist1d", "synthetic1d"])
+    p.add_argument("--epochs", type=int, default=epochs, help=f"epochs per level (default {epochs})")
+    p.add_argument("--levels", type=int, default=levels, help=f"pruning levels after the dense one (default {levels})")
+    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--train-size", type=int, default=None)
+    p.add_argument("--heartbeat", type=int, default=10, help="heartbeat interval of the workers (s)")
+    p.add_argument("--worker-threads", type=int, default=worker_threads,
+                   help=f"torch threads per worker (default {worker_threads}; 0: cores // workers, as study run "
+                        "--jobs)")
+    p.add_argument("--data-dir", default="storage/data")
+    p.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.storage_overhead", description=__doc__.split("\n\n")[0])
     p.add_argument("--storages", default="sqlite,postgresql,grpc",
                    help="comma list of sqlite, postgresql, grpc (proxy in front of --postgres), mysql")
     p.add_argument("--postgres", default=os.environ.get("SDD_OPT_BENCH_POSTGRES", DEFAULT_PG), metavar="URL")
     p.add_argument("--mysql", default=None, metavar="URL", help="also measure this MySQL/MariaDB database")
-    p.add_argument("--workers", default="1,2", help="worker counts (default: 1,2)")
-    p.add_argument("--trials", type=int, default=3, help="complete trials per run (the study's budget)")
-    p.add_argument("--data", default="mnist1d", choices=["mnist1d", "synthetic1d"])
-    p.add_argument("--epochs", type=int, default=20, help="epochs per level (default 20, as the quick study "
-                                                          "(mnist1d_quick))")
-    p.add_argument("--levels", type=int, default=10, help="pruning levels after the dense one (default 10)")
-    p.add_argument("--width", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--train-size", type=int, default=None)
-    p.add_argument("--heartbeat", type=int, default=10, help="heartbeat interval of the workers (s)")
-    p.add_argument("--worker-threads", type=int, default=1,
-                   help="torch threads per worker (default 1; 0: cores // workers, as study run --jobs)")
+    add_run_args(p, trials=3, epochs=20, levels=10, worker_threads=1)  # epochs as the quick study (mnist1d_quick)
     p.add_argument("--latency-reps", type=int, default=20, help="reps of the calls-alone table (0: skip it)")
-    p.add_argument("--data-dir", default="storage/data")
-    p.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
     # internal: one worker process
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--storage", default=None, help=argparse.SUPPRESS)
     p.add_argument("--n-trials", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--artifacts", default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", default=None, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    args.workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
-    return args
+    return p.parse_args(argv)
 
 
 def main(argv=None) -> dict:

@@ -29,6 +29,7 @@ from pathlib import Path
 from benchmarks import common
 from benchmarks.storage_overhead import (
     _cpu,
+    add_run_args,
     collect,
     common_cores,
     create_study,
@@ -77,24 +78,9 @@ def one_run(args, url: str, n_workers: int, tmp: Path) -> dict:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.worker_scaling", description=__doc__.split("\n\n")[0])
     p.add_argument("--storage", default=None, metavar="URL", help="database (default: a fresh SQLite file)")
-    p.add_argument("--workers", default="1,2", help="worker counts (default: 1,2)")
-    p.add_argument("--trials", type=int, default=6, help="complete trials per run (default: 6)")
-    p.add_argument("--data", default="mnist1d", choices=["mnist1d", "synthetic1d"])
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--levels", type=int, default=6)
-    p.add_argument("--width", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--train-size", type=int, default=None)
-    p.add_argument("--heartbeat", type=int, default=10)
-    p.add_argument("--worker-threads", type=int, default=0,
-                   help="torch threads per worker (default 0: cores // workers, as study run --jobs)")
+    add_run_args(p, trials=6, epochs=10, levels=6, worker_threads=0)
     p.add_argument("--reps", type=int, default=1, help="rounds over the worker counts (alternating order)")
-    p.add_argument("--data-dir", default="storage/data")
-    p.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    args.workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
-    return args
+    return p.parse_args(argv)
 
 
 def main(argv=None) -> dict:

@@ -46,6 +46,17 @@ def _old_names(section: str):
     return model_validator(mode="before")(classmethod(read))
 
 
+def _registered(name: str, kind: str) -> str:
+    """``name`` if the dataset or model registry holds it (imported now: the registries import no torch)."""
+    if kind == "dataset":
+        from sdd_opt.data import DATASETS as registry
+    else:
+        from sdd_opt.models import MODELS as registry
+    if name not in registry:
+        raise ValueError(f"unknown {kind} {name!r}; choose one of {', '.join(sorted(registry))}")
+    return name
+
+
 class DataConfig(_Section):
     name: str = Field("mnist1d", description="Dataset: mnist1d, synthetic1d, synthetic_images, mnist, fashionmnist, "
                                              "cifar10, cifar100.")
@@ -63,28 +74,14 @@ class DataConfig(_Section):
                                                       "off otherwise.")
     data_dir: str = Field("storage/data", description="Where datasets are downloaded or generated and cached.")
 
-    @field_validator("name")
-    @classmethod
-    def _known_dataset(cls, v: str) -> str:
-        from sdd_opt.data import DATASETS
-
-        if v not in DATASETS:
-            raise ValueError(f"unknown dataset {v!r}; choose one of {', '.join(sorted(DATASETS))}")
-        return v
+    _known_dataset = field_validator("name")(classmethod(lambda cls, v: _registered(v, "dataset")))
 
 
 class ModelConfig(_Section):
     name: str = Field("cnn1d", description="Architecture: cnn1d, mlp, lenet300, resnet18, vgg16.")
     width: int = Field(64, gt=0, description="Channels (cnn1d, resnet18, vgg16 base) or hidden units (mlp).")
 
-    @field_validator("name")
-    @classmethod
-    def _known_model(cls, v: str) -> str:
-        from sdd_opt.models import MODELS
-
-        if v not in MODELS:
-            raise ValueError(f"unknown model {v!r}; choose one of {', '.join(sorted(MODELS))}")
-        return v
+    _known_model = field_validator("name")(classmethod(lambda cls, v: _registered(v, "model")))
 
 
 class TrainConfig(_Section):

@@ -7,41 +7,13 @@ says how to resume.
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
 from sdd_opt.errors import EXIT_USAGE, DivergedError, UserError, mask_secrets
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM received: stop like Ctrl-C (finished levels are on disk), exit 128 + signal number."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-@contextmanager
-def sigterm_as_interrupt():
-    """While inside, SIGTERM (``kill``, a scheduler's time limit) raises :class:`Terminated` in the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame):
-        raise Terminated(signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
+from sdd_opt.study.signals import Terminated, sigterm_as_interrupt
 
 SET_HELP = "Override a config key, e.g. --set train.epochs=5 --set distill.enabled=true (repeatable)."
 

@@ -54,12 +54,17 @@ def _load_spec(file, overrides, name):
     return spec
 
 
+def _study_file_options(set_help: str):
+    """FILE, --storage, --name and --set: how ``study create`` and ``study run`` name their study."""
+    def wrap(f):
+        f = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=set_help)(f)
+        f = click.option("--name", default=None, help="Study name (default: the file's 'name').")(f)
+        return click.argument("file", type=click.Path(dir_okay=False))(_storage_option(f))
+    return wrap
+
+
 @study.command("create")
-@click.argument("file", type=click.Path(dir_okay=False))
-@_storage_option
-@click.option("--name", default=None, help="Study name (default: the file's 'name').")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a base-config key for every "
-                                                                             "trial.")
+@_study_file_options("Override a base-config key for every trial.")
 @click.option("--seed-with-paper", is_flag=True, help="Enqueue the paper's reference points as the first trials.")
 def create(file, storage, name, overrides, seed_with_paper) -> None:
     """Store the study FILE (its settings, search space and objectives) without running anything."""
@@ -220,11 +225,7 @@ def run_study(spec, storage, *, jobs, seed_with_paper, n_trials, timeout, device
 
 
 @study.command("run")
-@click.argument("file", type=click.Path(dir_okay=False))
-@_storage_option
-@click.option("--name", default=None, help="Study name (default: the file's 'name').")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a base-config key for every "
-                                                                             "trial (stored with the study).")
+@_study_file_options("Override a base-config key for every trial (stored with the study).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Local workers (this process and jobs-1 children). Default: one per core, one torch thread "
                    "each (one per GPU on a CUDA machine).")

@@ -29,6 +29,7 @@ from sdd_opt.provenance import versions
 from sdd_opt.study.halving import make_halving
 from sdd_opt.study.measure import measure_of
 from sdd_opt.study.record import TrialRecord, record_failure, seed_curve_key
+from sdd_opt.study.signals import interrupt_reason
 from sdd_opt.study.space import suggest_config
 from sdd_opt.study.spec import StudySpec
 
@@ -138,7 +139,7 @@ class Objective:
         except optuna.TrialPruned:
             raise
         except KeyboardInterrupt as exc:
-            record_failure(trial, f"interrupted ({'SIGTERM' if 'signal' in str(exc) else 'Ctrl-C'})", interrupted=True)
+            record_failure(trial, interrupt_reason(exc), interrupted=True)
             raise
         except Exception as exc:
             record_failure(trial, f"{type(exc).__name__}: {exc}", keep=True)

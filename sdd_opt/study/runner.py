@@ -25,7 +25,7 @@ from sdd_opt.study.initial import enqueue_initial
 from sdd_opt.study.objective import Objective, TrialConfigError
 from sdd_opt.study.record import TrialRecord, failure_attrs
 from sdd_opt.study.sampler import make_sampler
-from sdd_opt.study.signals import Terminated, signals_deferred, sigterm_as_interrupt
+from sdd_opt.study.signals import Terminated, interrupt_reason, signals_deferred, sigterm_as_interrupt
 from sdd_opt.study.spec import StudySpec
 
 SPEC_ATTR = "sdd_opt.spec"
@@ -259,8 +259,7 @@ def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] =
             if run.trial_id is not None:
                 ids.append(run.trial_id)
             with signals_deferred():
-                _clean_up_interrupted(
-                    study, ids, f"interrupted ({'SIGTERM' if terminated else 'Ctrl-C'})", log)
+                _clean_up_interrupted(study, ids, interrupt_reason(exc), log)
         raise
     finally:
         try:
