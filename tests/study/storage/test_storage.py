@@ -365,9 +365,8 @@ def test_faults_wraps_every_database_method():
 
 
 def test_storage_serve_is_on_the_command_line(capsys):
-    from sdd_opt.cli import cli
+    from sdd_opt.cli.app import cli
 
-    if "storage" not in cli.commands:
-        pytest.skip("sdd_opt/cli/app.py does not register the 'storage' command group (sdd_opt.cli.study.storage) yet")
+    assert "storage" in cli.commands
     code, out, _ = run_cli(capsys, "storage", "serve", "--help")
     assert code == 0 and "--port" in out and "127.0.0.1" in out and "grpc://HOST:PORT" in out
