@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(BIN)/sdd-opt demo studies/mnist1d_demo.yaml
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -107,6 +107,11 @@ def _fmt(c: object) -> str:
     return str(c)
 
 
+def int_list(text: object) -> list[int]:
+    """``"1,2,4"`` (or one number) as ``[1, 2, 4]``: the worker counts of the scaling benchmarks."""
+    return [int(w) for w in str(text).split(",") if w.strip()]
+
+
 def parse_tables(text: str) -> list[list[dict[str, str]]]:
     """Every Markdown table in ``text``, each as a list of row dicts (used by the tests)."""
     split = lambda ln: [c.strip() for c in ln.strip().strip("|").split("|")]  # noqa: E731
@@ -120,12 +125,6 @@ def parse_tables(text: str) -> list[list[dict[str, str]]]:
             tables.append([dict(zip(headers, split(r))) for r in block[2:] if len(split(r)) == len(headers)])
         block = []
     return tables
-
-
-def parse_table(text: str) -> list[dict[str, str]]:
-    """Rows of the first Markdown table in ``text``."""
-    tables = parse_tables(text)
-    return tables[0] if tables else []
 
 
 def load_average() -> str:

@@ -48,7 +48,7 @@ def _variant(spec: str) -> tuple[str, dict[str, str], list[str]]:
 
 def train_seconds(out: Path, sets: list[str], env: dict[str, str], args) -> list[float]:
     """Run one ``sdd-opt train`` in a fresh process; the seconds of each level."""
-    from sdd_opt.imp import read_curve
+    from sdd_opt.rundir import read_curve
 
     cmd = [sys.executable, "-m", "sdd_opt", "train", "--config", BASE, "--out", str(out), "--quiet",
            "--set", f"train.epochs={args.epochs}", "--set", f"prune.levels={args.levels}",
@@ -80,7 +80,8 @@ def measure(args) -> list[list[object]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variants", default="default,2,2:passive", help="comma-separated: default, N, N:passive")
     p.add_argument("--epochs", type=int, default=10, help="epochs per level (default 10)")
     p.add_argument("--levels", type=int, default=3, help="pruning levels after the dense training (default 3)")

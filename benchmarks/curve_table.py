@@ -33,13 +33,14 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from sdd_opt.study.replay import LEVEL_COLUMNS  # the table format, read by CurveTable
+
 BASE = "studies/mnist1d_baseline.yaml"
 # What every curve of the table shares (beside the base file): the search space's longest target
 # sparsity (shorter targets are prefixes of the same curve) and one torch thread (bit-exact re-runs).
 FIXED = {"prune.target_sparsity": 0.98, "train.threads": 1}
 KEYS = ("train.weight_decay", "distill.enabled", "distill.temperature", "distill.alpha",
         "distill.teacher.weight_decay", "prune.rate")
-LEVEL_COLUMNS = ("level", "sparsity", "train_acc", "val_acc", "test_acc", "epochs")
 SEEDS = (0, 1)
 
 # The grid. l2: "none" (0) and a log range over the search space's 1e-4..1e-2; distillation (the
@@ -81,7 +82,7 @@ def command(point: dict[str, Any]) -> str:
 
 def run_dir(root: Path, point: dict[str, Any]) -> Path:
     from sdd_opt.config import load_config
-    from sdd_opt.imp import result_hash
+    from sdd_opt.rundir import result_hash
 
     return root / "runs" / result_hash(load_config(BASE, overrides(point)))
 
@@ -138,7 +139,7 @@ def _key(point: dict[str, Any]) -> tuple[str, ...]:
 def write_table(root: Path, points: list[dict[str, Any]], path: Path) -> int:
     """Rewrite the CSV (atomically) from every finished run, keeping curves the table already holds
     (so a committed table resumes on a machine without the run directories); returns the curve count."""
-    from sdd_opt.imp import read_curve
+    from sdd_opt.rundir import read_curve
 
     kept = read_table(path)
     buf = io.StringIO()
@@ -165,8 +166,10 @@ def write_table(root: Path, points: list[dict[str, Any]], path: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.curve_table", description=__doc__.split("\n\n")[0])
     p.add_argument("--workers", type=int, default=2, help="parallel curves, one torch thread each (default 2)")
-    p.add_argument("--root", default="storage/curve-table", help="run directories, teachers and data (default storage/curve-table)")
-    p.add_argument("--out", default="benchmarks/data/mnist1d_curves.csv", help="the table (default benchmarks/data/mnist1d_curves.csv)")
+    p.add_argument("--root", default="storage/curve-table", help="run directories, teachers and data (default "
+                                                                 "storage/curve-table)")
+    p.add_argument("--out", default="benchmarks/data/mnist1d_curves.csv", help="the table (default "
+                                                                               "benchmarks/data/mnist1d_curves.csv)")
     p.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="training seeds, e.g. 0,1 (default 0,1)")
     p.add_argument("--limit", type=int, default=None, help="compute at most this many missing curves (then stop)")
     p.add_argument("--list", action="store_true", help="print the grid and each curve's command, then exit")

@@ -27,7 +27,7 @@ alike, and compares the seed-mean test-accuracy curve with the reference variant
 the max / mean absolute difference per level against the reference, and whether that difference is
 within the reference's seed-to-seed spread.
 
-    python -m benchmarks.fidelity --parts A --threads 1                       # the quick study (mnist1d_quick) (~15-20 min)
+    python -m benchmarks.fidelity --parts A --threads 1     # the quick study (mnist1d_quick) (~15-20 min)
     python -m benchmarks.fidelity --parts A --threads 1 --set prune.target_sparsity=0.995
     python -m benchmarks.fidelity --parts A --storage sqlite:///storage/sdd_opt.db --study mnist1d-search
     python -m benchmarks.fidelity --parts B --threads 1 --seeds 0,1            # 9 variants x 2 seeds (~45 min)
@@ -43,10 +43,9 @@ import statistics
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 from benchmarks import common
 
@@ -195,26 +194,28 @@ def seconds_per_epoch(costs: Sequence[Cost]) -> float:
 # Part A: collecting the records (running a study, or reading one)
 # ================================================================================================
 
-@contextmanager
-def _recording_run_curve(objective, calls: list[dict]):
-    """Wrap ``sdd_opt.imp.run_curve`` (the objective imports it at each trial) to see every call's work."""
-    import sdd_opt.imp as imp
+class _Recording:
+    """The objective with its ``run_curve`` wrapped, to see every call's work and the trial it ran for."""
 
-    original = imp.run_curve
+    def __init__(self, objective_cls, *args, **kw):
+        self.calls: list[dict] = []
+        self.trial: Optional[int] = None
+        self.objective = objective_cls(*args, run_curve=self._run_curve, **kw)
 
-    def recorded(cfg, out_dir, **kw):
-        before = len(imp.read_curve(Path(out_dir) / "curve.csv"))
+    def _run_curve(self, cfg, out_dir, **kw):
+        from sdd_opt.imp import run_curve
+        from sdd_opt.rundir import read_curve
+
+        before = len(read_curve(Path(out_dir) / "curve.csv"))
         t0 = time.perf_counter()
-        res = original(cfg, out_dir, **kw)
-        calls.append({"trial_id": objective.last_trial_id, "cfg": cfg, "run_dir": str(out_dir), "before": before,
-                      "res": res, "seconds": time.perf_counter() - t0})
+        res = run_curve(cfg, out_dir, **kw)
+        self.calls.append({"trial": self.trial, "cfg": cfg, "run_dir": str(out_dir), "before": before,
+                           "res": res, "seconds": time.perf_counter() - t0})
         return res
 
-    imp.run_curve = recorded
-    try:
-        yield
-    finally:
-        imp.run_curve = original
+    def __call__(self, trial, budget=None):
+        self.trial = trial.number
+        return self.objective(trial, budget=budget)
 
 
 def _study_spec(args, overrides: list[str], cache_dir: Path):
@@ -253,15 +254,14 @@ def run_study(args, workdir: Path) -> tuple[list[RunRecord], dict]:
         if args.verbose or msg.startswith(("trial ", "collapse early stop")):
             print(f"  {msg}", flush=True)
 
-    objective = Objective(spec, workdir / "artifacts", device=args.device, threads=args.threads, log=log)
-    calls: list[dict] = []
+    recording = _Recording(Objective, spec, workdir / "artifacts", device=args.device, threads=args.threads, log=log)
     t0 = time.perf_counter()
-    with _recording_run_curve(objective, calls):
-        res = work(study, objective, n_trials=n_trials, log=log)
+    res = work(study, recording, n_trials=n_trials, log=log)
     wall = time.perf_counter() - t0
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     records = []
-    for c in calls:
-        t = storage.get_trial(c["trial_id"])
+    for c in recording.calls:
+        t = by_number[c["trial"]]
         cfg, out = c["cfg"], c["res"]
         records.append(RunRecord(
             trial=t.number, seed=cfg.seed, remedy=remedy_of(cfg), run_dir=c["run_dir"],

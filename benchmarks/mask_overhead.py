@@ -124,7 +124,8 @@ def main(argv=None) -> dict:
     print(f"MaskApplier call alone (one torch._foreach_mul_ over {len(masks)} tensors): {applier_us:.1f} us "
           f"= {applier_pct:.2f}% of an unmasked step")
     inplace = float(rows[1][3])
-    print(f"target: in-place overhead < {TARGET_PCT:.0f}%: {inplace:+.1f}% -> {'MET' if inplace < TARGET_PCT else 'NOT MET'}"
+    print(f"target: in-place overhead < {TARGET_PCT:.0f}%: {inplace:+.1f}% -> "
+          f"{'MET' if inplace < TARGET_PCT else 'NOT MET'}"
           f"; hooks: {rows[2][3]}%")
     sys.stdout.flush()
     return {"rows": rows, "headers": headers, "times": times, "applier_us": applier_us}

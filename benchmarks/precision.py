@@ -57,7 +57,8 @@ def run_config(args, seed: int, variant: str, epochs: int):
 
     prec, comp = _split(variant)
     return load_config(None, [
-        f"seed={seed}", f"data.name={args.data}", f"data.data_dir={args.data_dir}", f"data.train_size={args.train_size or 'null'}",
+        f"seed={seed}", f"data.name={args.data}", f"data.data_dir={args.data_dir}",
+        f"data.train_size={args.train_size or 'null'}",
         f"model.width={args.width}", f"train.batch_size={args.batch_size}", f"train.epochs={epochs}",
         f"train.precision={prec}", f"train.compile={str(comp).lower()}", f"train.threads={args.threads}",
         f"train.device={args.device}", f"prune.levels={args.levels}", f"prune.rate={args.rate}",
@@ -170,15 +171,18 @@ def report_curves(c: dict, args) -> tuple[list[list], list[str]]:
         total_graphs, per_level = r["graphs"][0]
         later = [g for g, _ in r["graphs"][1:]]
         level_s = [statistics.median(ls[1:]) if len(ls) > 1 else float("nan") for ls in r["level_s"]]
-        rows.append([v, common.median(r["seconds"]), r["seconds"][0], common.median_ratio(res[ref]["seconds"], r["seconds"]),
+        rows.append([v, common.median(r["seconds"]), r["seconds"][0],
+                     common.median_ratio(res[ref]["seconds"], r["seconds"]),
                      statistics.median(ls[0] for ls in r["level_s"]), common.median(level_s),
                      f"{total_graphs} ({'/'.join(map(str, per_level))})", "/".join(map(str, later)) or "-",
                      max_d, statistics.fmean(deltas), f"{over}/{len(deltas)}", verdict])
     headers = ["variant", "curve s (median)", "first curve s", f"speed-up vs {ref}", "level 0 s", "later level s",
-               "graphs traced, 1st curve (per level)", "graphs, later curves", "max abs Δ mean acc", "mean abs Δ mean acc",
+               "graphs traced, 1st curve (per level)", "graphs, later curves", "max abs Δ mean acc", "mean abs Δ mean "
+                                                                                                     "acc",
                "levels with abs Δ > seed std", "verdict"]
     print(f"\n### curves: {args.epochs} epochs x {args.levels + 1} trainings (rate {args.rate}, up to "
-          f"{res[ref]['sparsity'][-1]:.1%} sparsity), seeds {','.join(map(str, seeds))}, test accuracy on the clean test set")
+          f"{res[ref]['sparsity'][-1]:.1%} sparsity), seeds {','.join(map(str, seeds))}, test accuracy on the clean "
+          "test set")
     print(f"fp32 seed-to-seed std of test accuracy: max {max_std:.4f}, median "
           f"{common.median(s for s in ref_std if not math.isnan(s)):.4f} over levels")
     print()
@@ -191,7 +195,8 @@ def report_curves(c: dict, args) -> tuple[list[list], list[str]]:
     for i, sp in enumerate(res[ref]["sparsity"]):
         paired = ["/".join(f"{a[i] - b[i]:+.3f}" for a, b in zip(res[v]["acc"], res[ref]["acc"])) for v in others]
         lv_rows.append([i, sp] + [means[v][i] for v in variants] + [ref_std[i]] + paired)
-    print(f"\nper level (test accuracy, mean over seeds; paired differences seed by seed, seeds {','.join(map(str, seeds))}):\n")
+    print("\nper level (test accuracy, mean over seeds; paired differences seed by seed, seeds "
+          f"{','.join(map(str, seeds))}):\n")
     print(common.table(lv_headers, lv_rows))
     return rows, headers
 

@@ -89,19 +89,13 @@ def build_spec(study_path: Path, contender: str, seed: int, table, sets: Sequenc
 
 def table_target(table, spec) -> float:
     """95 % of the measure over every curve of the table for the spec's training seed."""
-    from sdd_opt.study.pareto import measure_of
+    from sdd_opt.study.measure import measure_of
 
     m = measure_of(spec)
     pts = [p for key, rows in table.curves.items() if key[-1] == spec.base.seed for p in m.curve_points(rows)]
     return TARGET_FRACTION * m.hypervolume(pts)
 
 
-PAPER = {  # the paper's three hand-picked configs (docs/reproduction.md), as grid points of the table
-    "no remedy": {"train.weight_decay": 0.0, "distill.enabled": False},
-    "l2 5e-3": {"train.weight_decay": 5e-3, "distill.enabled": False},
-    "distillation": {"train.weight_decay": 0.0, "distill.enabled": True, "distill.temperature": 10.0,
-                     "distill.alpha": 0.8, "distill.teacher.weight_decay": 5e-3},
-}
 PAPER_RATE, PAPER_MIN_SPARSITY = 0.2, 0.9
 
 
@@ -115,10 +109,11 @@ def hand_grid_epochs(spec) -> int:
 def paper_points(table, spec) -> list[tuple[float, float]]:
     """(decades, test_acc) of the paper configs' levels at >= 90 % sparsity, for the spec's seed."""
     from sdd_opt.config import set_dotted
-    from sdd_opt.study.pareto import decades
+    from sdd_opt.study.measure import decades
+    from sdd_opt.study.paper import POINTS
 
     out = []
-    for values in PAPER.values():
+    for values in POINTS.values():  # the paper's three configs (docs/reproduction.md), as grid points
         data = spec.base.describe()
         for k, v in {**values, "prune.rate": PAPER_RATE}.items():
             set_dotted(data, k, v)
@@ -140,7 +135,8 @@ def run_one(job) -> dict:
     contender, seed, study_path, table_path, n_trials, sets = job
     import optuna
 
-    from sdd_opt.study.pareto import hypervolume_history, measure_of, trial_points
+    from sdd_opt.study.measure import measure_of
+    from sdd_opt.study.pareto import hypervolume_history, trial_points
     from sdd_opt.study.replay import CurveTable, ReplayObjective
     from sdd_opt.study.runner import create_or_resume, work
 
@@ -257,7 +253,7 @@ def rung_correlations(table, spec) -> list[list]:
     from scipy.stats import spearmanr
 
     from sdd_opt.study.halving import rung_score
-    from sdd_opt.study.pareto import measure_of
+    from sdd_opt.study.measure import measure_of
 
     m = measure_of(spec)
     out = []
@@ -270,7 +266,8 @@ def rung_correlations(table, spec) -> list[list]:
         contrib = [total - m.hypervolume([p for j, c in enumerate(pts) if j != i for p in c]) for i in range(len(pts))]
         for rung in RUNGS:
             score = [rung_score(r, rung, m) for r in curves]
-            out.append([seed, f"{rung:.0%}", *(float(spearmanr(score, y)[0]) for y in (final_test, final_val, contrib))])
+            out.append([seed, f"{rung:.0%}",
+                        *(float(spearmanr(score, y)[0]) for y in (final_test, final_val, contrib))])
     return out
 
 

@@ -109,7 +109,7 @@ def _work(job: tuple[str, int, argparse.Namespace]) -> tuple[str, int, float]:
 
 
 def load_curves(root: Path, modes: list[str], seeds: list[int]) -> dict[tuple[str, int], list[dict]]:
-    from sdd_opt.imp import read_curve
+    from sdd_opt.rundir import read_curve
 
     return {(m, s): read_curve(run_dir(root, m, s) / "curve.csv") for m in modes for s in seeds}
 

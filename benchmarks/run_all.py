@@ -53,7 +53,8 @@ def plan(size: str, device: str) -> list[tuple[str, list[str]]]:
                               "--curve-variants", "fp32,bf16"] if quick else
                 ["--reps", "5", "--seeds", "0,1,2", "--epochs", "20", "--levels", "8"]))
     out.append(("storage_overhead", ["--data", "synthetic1d", "--width", "32", "--epochs", "10", "--levels", "6",
-                                     "--trials", "2", "--latency-reps", "5"] if quick else ["--trials", "2", "--latency-reps", "10"]))
+                                     "--trials", "2", "--latency-reps", "5"]
+                                    if quick else ["--trials", "2", "--latency-reps", "10"]))
     out.append(("worker_scaling", ["--trials", "4", "--epochs", "5", "--levels", "4"] if quick else ["--reps", "2"]))
     # The two study-level benchmarks run whole studies (full: ~8 + ~19 + ~20 min on 2 cores).
     out.append(("fidelity", ["--parts", "A", "--n-trials", "6", "--set", "train.epochs=8"] if quick else

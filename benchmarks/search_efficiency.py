@@ -68,16 +68,6 @@ TINY_SET = ["data.name=synthetic1d", "model.width=8", "train.batch_size=64", "tr
 
 # -- pure helpers (unit-tested) -----------------------------------------------------------------
 
-def trial_epochs(attrs: dict) -> float:
-    """Epochs a complete trial made the search pay: its ``epochs_trained`` (levels reused from an
-    earlier identical trial are free; a teacher counts when the trial trained it, not when the
-    study's cache served it). Trials stored before that attr existed fall back to ``curve_epochs``."""
-    from sdd_opt.study.record import TrialRecord
-
-    rec = TrialRecord.from_user_attrs(attrs)
-    return float(rec.epochs_trained if rec.epochs_trained is not None else (rec.curve_epochs or 0.0))
-
-
 def trials_to_reach(history: Sequence[float], target: float, tol: float = 1e-12) -> Optional[int]:
     """1-based number of trials after which ``history`` first reaches ``target``; None if never."""
     for k, hv in enumerate(history):
@@ -191,7 +181,7 @@ def run_one(job: tuple) -> dict:
                         "feasible": all(c <= 0 for c in t.user_attrs.get("constraints", [])),
                         "curve_epochs": float(TrialRecord.from_trial(t).curve_epochs or 0.0),
                         "seconds": float(t.user_attrs.get("seconds", float("nan")))} for t in done],
-            "epochs": [trial_epochs(t.user_attrs) for t in done],
+            "epochs": [TrialRecord.from_trial(t).paid_epochs for t in done],
             "failed": sum(t.state == TrialState.FAIL for t in study.get_trials(deepcopy=False))}
 
 
@@ -295,7 +285,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="with --replay: override a key of the study's base config (repeatable)")
     p.add_argument("--samplers", default=None,
                    help="comma list of nsga2,tpe,random,gp (default nsga2,tpe,random); with --replay: contenders "
-                        "among auto,random,random+sh,tpe,gp,nsga2, each also with -cold (without the file's initial trials; "
+                        "among auto,random,random+sh,tpe,gp,nsga2, each also with -cold (without the file's initial "
+                        "trials; "
                         "default auto,random)")
     p.add_argument("--seeds", default="0,1,2", help="sampler seeds: a list (0,1,2; the default) or a range (0-9)")
     p.add_argument("--n-trials", type=int, default=None,
@@ -358,9 +349,12 @@ def main(argv=None) -> dict:
         common.load_bench_data("mnist1d", args.data_dir, torch.device("cpu"))
     jobs = [(s, sd) for sd in args.seed_list for s in args.sampler_list]
     demo = study_data("random", 0, args)
-    target = args.target_sparsity if args.target_sparsity is not None else demo.get("set", {}).get("prune.target_sparsity")
+    target = args.target_sparsity
+    if target is None:
+        target = demo.get("set", {}).get("prune.target_sparsity")
     print(f"## search efficiency: {STUDY_FILE} space, "
-          f"{'tiny synthetic' if args.tiny else f'MNIST-1D, {args.epochs} epochs per level, target sparsity {target}'}, "
+          f"{'tiny synthetic' if args.tiny else f'MNIST-1D, {args.epochs} epochs per level'}"
+          f"{'' if args.tiny else f', target sparsity {target}'}, "
           f"collapse floor {demo.get('collapse_floor')}, {args.n_trials} trials per study, samplers "
           f"{', '.join(args.sampler_list)}, seeds {', '.join(map(str, args.seed_list))} (training seed fixed)")
     print(f"machine: {common.machine(torch.device(args.device), args.threads)}; {args.jobs} studies at a time")

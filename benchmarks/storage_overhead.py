@@ -27,6 +27,7 @@ gRPC proxy, and the database connections each way holds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -94,9 +95,8 @@ def delete_study(url: str, name: str) -> None:
         return
     storage = optuna.storages.RDBStorage(url)
     try:
-        optuna.delete_study(study_name=name, storage=storage)
-    except KeyError:
-        pass
+        with contextlib.suppress(KeyError):  # already gone
+            optuna.delete_study(study_name=name, storage=storage)
     finally:
         storage.engine.dispose()
 
@@ -123,16 +123,6 @@ def reachable(url: str) -> Optional[str]:
 
 # --- one worker process --------------------------------------------------------------------------
 
-_STORAGE_METHODS = (
-    "create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr", "get_study_id_from_name",
-    "get_study_name_from_id", "get_study_directions", "get_study_user_attrs", "get_study_system_attrs",
-    "get_all_studies", "create_new_trial", "set_trial_param", "get_trial_id_from_study_id_trial_number",
-    "get_trial_number_from_id", "get_trial_param", "set_trial_state_values", "set_trial_intermediate_value",
-    "set_trial_user_attr", "set_trial_system_attr", "get_trial", "get_all_trials", "get_n_trials", "get_best_trial",
-    "get_trial_params", "get_trial_user_attrs", "get_trial_system_attrs", "record_heartbeat", "_get_stale_trial_ids",
-)
-
-
 class CallTimer:
     """Times the calls made on one storage object, per thread (outermost calls only)."""
 
@@ -140,7 +130,9 @@ class CallTimer:
         self.by_thread: dict[int, list] = {}
         self._local = threading.local()
         self._lock = threading.Lock()
-        for name in _STORAGE_METHODS:
+        from sdd_opt.study.storage.faults import RDB_METHODS  # the calls that reach the database
+
+        for name in RDB_METHODS:
             fn = getattr(storage, name, None)
             if fn is not None:
                 setattr(storage, name, self._wrap(fn))
@@ -172,27 +164,27 @@ def run_worker(args) -> None:
 
     warnings.simplefilter("ignore")
 
-    import sdd_opt.imp
+    from sdd_opt.imp import run_curve
+    from sdd_opt.study._optuna_compat import storage_of
     from sdd_opt.study.objective import Objective
     from sdd_opt.study.runner import load_stored, work
     from sdd_opt.study.storage import StorageSettings, open_storage
 
     torch.set_num_threads(args.threads)
-    storage = open_storage(args.storage, StorageSettings(heartbeat_interval=args.heartbeat, grace_period=args.heartbeat * 2,
+    storage = open_storage(args.storage, StorageSettings(heartbeat_interval=args.heartbeat,
+                                                         grace_period=args.heartbeat * 2,
                                                          log=lambda m: print(m, file=sys.stderr)))
     study, spec = load_stored(args.worker, storage)
-    timer = CallTimer(study._storage)
+    timer = CallTimer(storage_of(study))
     training = [0.0]
-    original = sdd_opt.imp.run_curve
 
     def timed_run_curve(*a, **kw):
         t0 = time.perf_counter()
         try:
-            return original(*a, **kw)
+            return run_curve(*a, **kw)
         finally:
             training[0] += time.perf_counter() - t0
 
-    sdd_opt.imp.run_curve = timed_run_curve
     main_id = threading.get_ident()
     in_trials = [0, 0.0, 0.0]  # storage calls and seconds inside study.optimize (one trial each), trial wall time
     optimize = study.optimize
@@ -209,15 +201,15 @@ def run_worker(args) -> None:
             in_trials[2] += time.perf_counter() - t0
 
     study.optimize = timed_optimize
-    obj = Objective(spec, Path(args.artifacts), threads=args.threads, log=lambda m: None)
+    obj = Objective(spec, Path(args.artifacts), threads=args.threads, log=lambda m: None, run_curve=timed_run_curve)
     t0 = time.perf_counter()
     res = work(study, obj, n_trials=args.n_trials, log=lambda m: None)
     wall = time.perf_counter() - t0
     main_calls, main_s = timer.by_thread.get(main_id, [0, 0.0])
     other = [v for k, v in timer.by_thread.items() if k != main_id]
-    from sdd_opt.study.faults import retrier_of
+    from sdd_opt.study.storage.faults import retrier_of
 
-    r = retrier_of(study._storage)
+    r = retrier_of(storage_of(study))
     out = {"ran": res.ran, "completed": res.completed, "training_s": training[0], "wall_s": wall,
            "trial_s": in_trials[2], "storage_s": main_s, "storage_calls": main_calls,
            "trial_storage_s": in_trials[1], "trial_storage_calls": in_trials[0],
@@ -257,11 +249,9 @@ def collect(procs) -> list[dict]:
 # --- the gRPC proxy ------------------------------------------------------------------------------
 
 def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class Proxy:
@@ -270,7 +260,7 @@ class Proxy:
     def __init__(self, url: str, threads: int = 4, heartbeat: int = 5):
         self.port = free_port()
         self.url = f"grpc://127.0.0.1:{self.port}"
-        code = "import sys; from sdd_opt.study.commands import storage; storage(sys.argv[1:])"
+        code = "import sys; from sdd_opt.cli.study import storage; storage(sys.argv[1:])"
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code, "serve", "--port", str(self.port), "--threads", str(threads),
              "--heartbeat-interval", str(heartbeat), "--grace-period", str(heartbeat * 2)],
@@ -452,36 +442,41 @@ def _cpu():
 
 # --- main ----------------------------------------------------------------------------------------
 
+def add_run_args(p: argparse.ArgumentParser, *, trials: int, epochs: int, levels: int, worker_threads: int) -> None:
+    """The size of the benchmark's study and of its workers (shared with ``worker_scaling``)."""
+    p.add_argument("--workers", type=common.int_list, default="1,2", help="worker counts (default: 1,2)")
+    p.add_argument("--trials", type=int, default=trials, help=f"complete trials per run (the study's budget; "
+                                                              f"default {trials})")
+    p.add_argument("--data", default="mnist1d", choices=["mnist1d", "synthetic1d"])
+    p.add_argument("--epochs", type=int, default=epochs, help=f"epochs per level (default {epochs})")
+    p.add_argument("--levels", type=int, default=levels, help=f"pruning levels after the dense one (default {levels})")
+    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--train-size", type=int, default=None)
+    p.add_argument("--heartbeat", type=int, default=10, help="heartbeat interval of the workers (s)")
+    p.add_argument("--worker-threads", type=int, default=worker_threads,
+                   help=f"torch threads per worker (default {worker_threads}; 0: cores // workers, as study run "
+                        "--jobs)")
+    p.add_argument("--data-dir", default="storage/data")
+    p.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.storage_overhead", description=__doc__.split("\n\n")[0])
     p.add_argument("--storages", default="sqlite,postgresql,grpc",
                    help="comma list of sqlite, postgresql, grpc (proxy in front of --postgres), mysql")
     p.add_argument("--postgres", default=os.environ.get("SDD_OPT_BENCH_POSTGRES", DEFAULT_PG), metavar="URL")
     p.add_argument("--mysql", default=None, metavar="URL", help="also measure this MySQL/MariaDB database")
-    p.add_argument("--workers", default="1,2", help="worker counts (default: 1,2)")
-    p.add_argument("--trials", type=int, default=3, help="complete trials per run (the study's budget)")
-    p.add_argument("--data", default="mnist1d", choices=["mnist1d", "synthetic1d"])
-    p.add_argument("--epochs", type=int, default=20, help="epochs per level (default 20, as the quick study (mnist1d_quick))")
-    p.add_argument("--levels", type=int, default=10, help="pruning levels after the dense one (default 10)")
-    p.add_argument("--width", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--train-size", type=int, default=None)
-    p.add_argument("--heartbeat", type=int, default=10, help="heartbeat interval of the workers (s)")
-    p.add_argument("--worker-threads", type=int, default=1,
-                   help="torch threads per worker (default 1; 0: cores // workers, as study run --jobs)")
+    add_run_args(p, trials=3, epochs=20, levels=10, worker_threads=1)  # epochs as the quick study (mnist1d_quick)
     p.add_argument("--latency-reps", type=int, default=20, help="reps of the calls-alone table (0: skip it)")
-    p.add_argument("--data-dir", default="storage/data")
-    p.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
     # internal: one worker process
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--storage", default=None, help=argparse.SUPPRESS)
     p.add_argument("--n-trials", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--artifacts", default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", default=None, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    args.workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
-    return args
+    return p.parse_args(argv)
 
 
 def main(argv=None) -> dict:

@@ -182,6 +182,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _print_target(speedups: dict[str, float], device, args) -> None:
+    """The best sdd-opt variant's speed-up against the target set for this device, data and model."""
+    if not speedups:
+        return
+    target = TARGETS.get((device.type, args.data, args.model))
+    best = max(speedups, key=speedups.get)
+    if target is None:
+        print(f"target: none set for {device.type}/{args.data}/{args.model}; best sdd-opt variant {best} at "
+              f"{speedups[best]:.2f}x")
+    else:
+        verdict = "MET" if speedups[best] >= target else "NOT MET"
+        print(f"target: >= {target:.1f}x on {device.type} for {args.data}/{args.model}: best sdd-opt variant "
+              f"{best} at {speedups[best]:.2f}x -> {verdict}")
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     device = common.setup(args)
@@ -228,7 +243,8 @@ def main(argv=None) -> dict:
     for v in variants:
         t = [s / args.epochs for s in times[v.name]]
         med = common.median(t)
-        pipeline = ("DataLoader" + (f"+PIL per-sample, {workers} workers" if is_image else f"(TensorDataset), {workers} workers")
+        pipeline = ("DataLoader" + (f"+PIL per-sample, {workers} workers" if is_image else "(TensorDataset), "
+                                                                                           f"{workers} workers")
                     if v.kind == "plain" else "train_model, in-memory" + (" + channels_last" if is_image else ""))
         rows.append([v.name, pipeline, v.precision, "yes" if v.compile else "no",
                      "none (dense)" if v.kind == "plain" or masks is None else f"{args.density:.0%} kept",
@@ -243,17 +259,7 @@ def main(argv=None) -> dict:
     print()
     print(common.table(headers, rows))
     print()
-    speedups = {r[0]: r[8] for r in rows if r[0].startswith("sdd")}
-    target = TARGETS.get((device.type, args.data, args.model))
-    if speedups:
-        best = max(speedups, key=speedups.get)
-        if target is None:
-            print(f"target: none set for {device.type}/{args.data}/{args.model}; best sdd-opt variant {best} at "
-                  f"{speedups[best]:.2f}x")
-        else:
-            verdict = "MET" if speedups[best] >= target else "NOT MET"
-            print(f"target: >= {target:.1f}x on {device.type} for {args.data}/{args.model}: best sdd-opt variant "
-                  f"{best} at {speedups[best]:.2f}x -> {verdict}")
+    _print_target({r[0]: r[8] for r in rows if r[0].startswith("sdd")}, device, args)
     sdd_default = next((v for v in variants if v.kind == "sdd"), None)
     if device.type == "cuda" and sdd_default is not None:
         n_sync = count_host_syncs(models[sdd_default.name], data, sdd_config(args, device, sdd_default, 1), masks,

@@ -90,7 +90,8 @@ def main(argv=None) -> None:
           f"{b_small / 1024:.1f} KiB per level checkpoint ({n_small} prunable weights)")
     print(f"  {r['trials']} trials (replayed), {r['levels']} levels ({r['levels_per_trial']:.1f} per trial)")
     print(f"  every level: {r['levels'] * b_small / mb:.2f} MiB; front ({r['front']} levels): "
-          f"{r['front'] * b_small / mb:.3f} MiB; ever uploaded ({r['uploaded']} levels): {r['uploaded'] * b_small / mb:.3f} MiB")
+          f"{r['front'] * b_small / mb:.3f} MiB; ever uploaded ({r['uploaded']} levels): "
+          f"{r['uploaded'] * b_small / mb:.3f} MiB")
     all_big = args.cifar_levels * args.cifar_trials
     frac = r["uploaded"] / r["levels"]
     print(f"CIFAR-10 ResNet-18 (width {cifar.model.width}): {b_big / mb:.1f} MiB per level checkpoint "

@@ -27,8 +27,17 @@ import uuid
 from pathlib import Path
 
 from benchmarks import common
-from benchmarks.storage_overhead import (_cpu, collect, common_cores, create_study, delete_study, reachable,
-                                         spawn_workers, study_dict)
+from benchmarks.storage_overhead import (
+    _cpu,
+    add_run_args,
+    collect,
+    common_cores,
+    create_study,
+    delete_study,
+    reachable,
+    spawn_workers,
+    study_dict,
+)
 
 
 def trial_span(url: str, name: str) -> tuple[int, float]:
@@ -69,24 +78,9 @@ def one_run(args, url: str, n_workers: int, tmp: Path) -> dict:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.worker_scaling", description=__doc__.split("\n\n")[0])
     p.add_argument("--storage", default=None, metavar="URL", help="database (default: a fresh SQLite file)")
-    p.add_argument("--workers", default="1,2", help="worker counts (default: 1,2)")
-    p.add_argument("--trials", type=int, default=6, help="complete trials per run (default: 6)")
-    p.add_argument("--data", default="mnist1d", choices=["mnist1d", "synthetic1d"])
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--levels", type=int, default=6)
-    p.add_argument("--width", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--train-size", type=int, default=None)
-    p.add_argument("--heartbeat", type=int, default=10)
-    p.add_argument("--worker-threads", type=int, default=0,
-                   help="torch threads per worker (default 0: cores // workers, as study run --jobs)")
+    add_run_args(p, trials=6, epochs=10, levels=6, worker_threads=0)
     p.add_argument("--reps", type=int, default=1, help="rounds over the worker counts (alternating order)")
-    p.add_argument("--data-dir", default="storage/data")
-    p.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    args.workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
-    return args
+    return p.parse_args(argv)
 
 
 def main(argv=None) -> dict:
@@ -102,7 +96,8 @@ def main(argv=None) -> dict:
             if why:
                 raise SystemExit(f"error: --storage not reachable ({why})")
         label = "sqlite" if url.startswith("sqlite") else url.split("+")[0].split(":")[0]
-        print(f"## worker scaling: {args.data}, cnn1d width {args.width}, {args.epochs} epochs x {args.levels + 1} levels, "
+        print(f"## worker scaling: {args.data}, cnn1d width {args.width}, {args.epochs} epochs x {args.levels + 1} "
+              "levels, "
               f"{args.trials} trials per run, storage {label}")
         print(f"machine: {common.machine(_cpu(), common_cores())}")
         print(flush=True)
@@ -122,7 +117,8 @@ def main(argv=None) -> dict:
             steady = common.median(r["trials"] / r["span"] * 3600 for r in rs)
             base_e2e = base_e2e or e2e
             base_steady = base_steady or steady
-            rows.append([w, rs[0]["threads"], common.median(r["training"] for r in rs), common.median(r["wall"] for r in rs),
+            rows.append([w, rs[0]["threads"], common.median(r["training"] for r in rs),
+                         common.median(r["wall"] for r in rs),
                          e2e, steady, e2e / base_e2e, steady / base_steady])
         headers = ["workers", "threads each", "training s/trial", "wall s", "trials/hour (end to end)",
                    "trials/hour (steady)", "speed-up (end to end)", "speed-up (steady)"]

@@ -95,8 +95,8 @@ class Study:
             from sdd_opt.study.export_models import export_models
 
             return export_models(self.optuna, self.spec, Path(out), self._store())
-        from sdd_opt.study.commands import front_of_levels
         from sdd_opt.study.export import export_front
+        from sdd_opt.study.pareto import front_of_levels
 
         levels = front_of_levels(self.spec) if levels is None else levels
         return export_front(self.optuna, self.spec, Path(out), fmt, levels)

@@ -56,7 +56,8 @@ def load_state_dict(path: Path, what: str) -> dict:
     except FileNotFoundError:
         raise UserError(f"{what}: no such file {path}") from None
     except Exception as exc:  # corrupt or foreign file
-        raise UserError(f"{what}: cannot load {path}: corrupt, truncated or not a PyTorch file ({type(exc).__name__})") from None
+        raise UserError(f"{what}: cannot load {path}: corrupt, truncated or not a PyTorch file "
+                        f"({type(exc).__name__})") from None
     if isinstance(obj, dict) and "state_dict" in obj:
         obj = obj["state_dict"]
     if not isinstance(obj, dict):

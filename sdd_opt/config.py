@@ -104,15 +104,21 @@ class _PluginSection(_Section):
 
 
 class DataConfig(_PluginSection):
-    name: str = Field("mnist1d", description="Dataset: mnist1d, synthetic1d, synthetic_images, mnist, fashionmnist, cifar10, cifar100, or a plug-in's import path `module:function` (docs/plugins.md).")
+    name: str = Field("mnist1d", description="Dataset: mnist1d, synthetic1d, synthetic_images, mnist, fashionmnist, "
+                                             "cifar10, cifar100, or a plug-in's import path `module:function` "
+                                             "(docs/plugins.md).")
     noise: float = Field(0.2, ge=0.0, lt=1.0, description="Fraction of training labels corrupted, in [0, 1).")
     noise_kind: Literal["symmetric", "uniform", "pairflip", "asymmetric"] = Field(
         "symmetric", description="symmetric: exactly floor(noise*N) labels moved to another class; uniform: "
         "with prob. noise a random label (may equal the true one); pairflip: c -> c+1; asymmetric: CIFAR-10 class map.")
-    val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Share of the training set held out for validation, before training.")
-    val_labels: Literal["clean", "noisy"] = Field("clean", description="Whether validation labels are the clean or the corrupted ones.")
-    train_size: Optional[int] = Field(None, gt=0, description="Use only this many training samples (quick runs); null: all.")
-    augment: Optional[bool] = Field(None, description="Random crop + horizontal flip on images; null: on for CIFAR, off otherwise.")
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Share of the training set held out for validation, "
+                                                                 "before training.")
+    val_labels: Literal["clean", "noisy"] = Field("clean", description="Whether validation labels are the clean or "
+                                                                       "the corrupted ones.")
+    train_size: Optional[int] = Field(None, gt=0, description="Use only this many training samples (quick runs); "
+                                                              "null: all.")
+    augment: Optional[bool] = Field(None, description="Random crop + horizontal flip on images; null: on for CIFAR, "
+                                                      "off otherwise.")
     data_dir: str = Field("storage/data", description="Where datasets are downloaded or generated and cached.")
 
     @field_validator("name")
@@ -124,7 +130,8 @@ class DataConfig(_PluginSection):
 
 
 class ModelConfig(_PluginSection):
-    name: str = Field("cnn1d", description="Architecture: cnn1d, mlp, lenet300, resnet18, vgg16, or a plug-in's import path `module:function` (docs/plugins.md).")
+    name: str = Field("cnn1d", description="Architecture: cnn1d, mlp, lenet300, resnet18, vgg16, or a plug-in's "
+                                           "import path `module:function` (docs/plugins.md).")
     width: int = Field(64, gt=0, description="Channels (cnn1d, resnet18, vgg16 base) or hidden units (mlp).")
 
     @field_validator("name")
@@ -139,16 +146,23 @@ class TrainConfig(_Section):
     epochs: int = Field(40, gt=0, description="Epochs per training (per pruning level).")
     batch_size: int = Field(128, gt=0, description="Mini-batch size.")
     lr: float = Field(0.1, gt=0.0, description="Learning rate (the maximum for onecycle).")
-    schedule: Literal["onecycle", "cosine", "multistep", "constant"] = Field("onecycle", description="Learning-rate schedule, stepped per iteration.")
-    milestones: list[int] = Field(default_factory=lambda: [80, 120], description="Epochs at which multistep multiplies the lr by gamma.")
+    schedule: Literal["onecycle", "cosine", "multistep", "constant"] = Field(
+        "onecycle", description="Learning-rate schedule, stepped per iteration.")
+    milestones: list[int] = Field(default_factory=lambda: [80, 120], description="Epochs at which multistep "
+                                                                                 "multiplies the lr by gamma.")
     gamma: float = Field(0.1, gt=0.0, description="Multistep decay factor.")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum.")
     nesterov: bool = Field(False, description="Nesterov momentum.")
-    weight_decay: float = Field(0.0, ge=0.0, description="l2 regularization of the student (SGD weight decay); one remedy for SDD.")
-    precision: Literal["fp32", "bf16", "fp16", "auto"] = Field("fp32", description="Autocast precision; auto: bf16 on CUDA, fp32 on CPU.")
-    compile: bool = Field(False, description="torch.compile the model; slower on the 2-core CPU measured (docs/performance.md), try it on GPUs.")
+    weight_decay: float = Field(0.0, ge=0.0, description="l2 regularization of the student (SGD weight decay); one "
+                                                         "remedy for SDD.")
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = Field("fp32", description="Autocast precision; auto: bf16 on "
+                                                                                   "CUDA, fp32 on CPU.")
+    compile: bool = Field(False, description="torch.compile the model; slower on the 2-core CPU measured "
+                                             "(docs/performance.md), try it on GPUs.")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:K.")
-    threads: Optional[int] = Field(None, gt=0, description="CPU threads for torch; null: 1 (measured best on a shared CPU, docs/performance.md; more threads change the numbers slightly).")
+    threads: Optional[int] = Field(None, gt=0, description="CPU threads for torch; null: 1 (measured best on a shared "
+                                                           "CPU, docs/performance.md; more threads change the numbers "
+                                                           "slightly).")
     eval_batch_size: int = Field(2048, gt=0, description="Batch size for evaluation passes.")
 
     @field_validator("device")
@@ -160,10 +174,14 @@ class TrainConfig(_Section):
 
 
 class PruneConfig(_Section):
-    rate: float = Field(0.2, gt=0.0, lt=1.0, description="Fraction of the remaining weights removed per level, in (0, 1).")
-    levels: int = Field(20, ge=0, description=f"Pruning rounds after the dense training: the curve has levels+1 rows (at most {MAX_LEVELS}).")
-    target_sparsity: Optional[float] = Field(None, gt=0.0, lt=1.0, description="If set, levels = the fewest rounds reaching this sparsity.")
-    scope: Literal["global", "layer"] = Field("global", description="Rank magnitudes across all layers or within each layer.")
+    rate: float = Field(0.2, gt=0.0, lt=1.0, description="Fraction of the remaining weights removed per level, in (0, "
+                                                         "1).")
+    levels: int = Field(20, ge=0, description="Pruning rounds after the dense training: the curve has levels+1 rows "
+                                              f"(at most {MAX_LEVELS}).")
+    target_sparsity: Optional[float] = Field(None, gt=0.0, lt=1.0, description="If set, levels = the fewest rounds "
+                                                                               "reaching this sparsity.")
+    scope: Literal["global", "layer"] = Field("global", description="Rank magnitudes across all layers or within each "
+                                                                    "layer.")
     retrain: Literal["rewind", "finetune", "lr_rewind", "scratch"] = Field(
         "rewind", description="After pruning: rewind to saved weights; fine-tune the current ones (whole schedule "
         "again); lr_rewind: keep the current weights and replay the schedule from rewind_to (Renda et al. 2020); "
@@ -171,7 +189,11 @@ class PruneConfig(_Section):
     rewind_to: int = Field(0, ge=0, description="Rewind point of rewind and lr_rewind (0: the start; "
                            "k: after k epochs/iterations).")
     rewind_unit: Literal["epoch", "iteration"] = Field("epoch", description="Unit of rewind_to.")
-    collapse_floor: Optional[float] = Field(None, ge=0.0, le=1.0, description="Collapse early stop: no further pruning once validation accuracy falls below this; a study file's `collapse_floor` sets it. Formerly `prune.stop_below` (still read).")
+    collapse_floor: Optional[float] = Field(None, ge=0.0, le=1.0, description="Collapse early stop: no further "
+                                                                              "pruning once validation accuracy falls "
+                                                                              "below this; a study file's "
+                                                                              "`collapse_floor` sets it. Formerly "
+                                                                              "`prune.stop_below` (still read).")
 
     _renamed = _old_names("prune")
 
@@ -179,13 +201,15 @@ class PruneConfig(_Section):
     @classmethod
     def _levels_capped(cls, v: int) -> int:
         if v > MAX_LEVELS:
-            raise ValueError(f"at most {MAX_LEVELS} (a hard cap; at rate 0.05, {MAX_LEVELS} levels keep 0.004 % of the weights)")
+            raise ValueError(f"at most {MAX_LEVELS} (a hard cap; at rate 0.05, {MAX_LEVELS} levels keep 0.004 % of "
+                             "the weights)")
         return v
 
     @model_validator(mode="after")
     def _level_cap(self) -> "PruneConfig":
         if self.target_sparsity is not None and self.n_levels > MAX_LEVELS:
-            raise ValueError(f"target_sparsity: {self.target_sparsity} at rate {self.rate} needs {self.n_levels} levels, "
+            raise ValueError(f"target_sparsity: {self.target_sparsity} at rate {self.rate} needs {self.n_levels} "
+                             "levels, "
                              f"more than the cap of {MAX_LEVELS}; raise prune.rate")
         return self
 
@@ -200,10 +224,12 @@ class PruneConfig(_Section):
 class TeacherConfig(_Section):
     weight_decay: float = Field(0.005, ge=0.0, description="l2 weight of the dense teacher trained for distillation.")
     epochs: Optional[int] = Field(None, gt=0, description="Teacher epochs; null: train.epochs.")
-    checkpoint: Optional[str] = Field(None, description="Use this state_dict (.pt) as the teacher instead of training one.")
+    checkpoint: Optional[str] = Field(None, description="Use this state_dict (.pt) as the teacher instead of training "
+                                                        "one.")
     run: Optional[str] = Field(None, description="Use a level of this earlier run directory as the teacher.")
     level: int = Field(0, ge=0, description="Which level of `run` to use (0: dense).")
-    cache_dir: str = Field("storage/teachers", description="Trained teachers are cached here, keyed by the hash of their config.")
+    cache_dir: str = Field("storage/teachers", description="Trained teachers are cached here, keyed by the hash of "
+                                                           "their config.")
 
 
 class DistillConfig(_Section):
@@ -214,8 +240,12 @@ class DistillConfig(_Section):
 
 
 class AnalysisConfig(_Section):
-    sdd_threshold: float = Field(0.01, ge=0.0, description="sdd_present when peak - dip exceeds this (accuracy fraction).")
-    epsilon: float = Field(0.01, ge=0.0, description="Accuracy tolerance below dense for `within_sparsity` (the highest sparsity within epsilon of dense accuracy); a study's `select.epsilon` is the same tolerance for the level a trial reports. Formerly `analysis.within` (still read).")
+    sdd_threshold: float = Field(0.01, ge=0.0, description="sdd_present when peak - dip exceeds this (accuracy "
+                                                           "fraction).")
+    epsilon: float = Field(0.01, ge=0.0, description="Accuracy tolerance below dense for `within_sparsity` (the "
+                                                     "highest sparsity within epsilon of dense accuracy); a study's "
+                                                     "`select.epsilon` is the same tolerance for the level a trial "
+                                                     "reports. Formerly `analysis.within` (still read).")
 
     _renamed = _old_names("analysis")
 
@@ -228,13 +258,15 @@ class RunConfig(_Section):
     prune: PruneConfig = Field(default_factory=PruneConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
-    provenance: Optional[dict[str, Any]] = Field(None, description="Written by sdd-opt (versions, host); ignored on load.")
+    provenance: Optional[dict[str, Any]] = Field(None, description="Written by sdd-opt (versions, host); ignored on "
+                                                                   "load.")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "RunConfig":
         if self.prune.retrain in REWINDING and self.prune.rewind_to > 0 and self.prune.rewind_unit == "epoch" \
                 and self.prune.rewind_to >= self.train.epochs:
-            raise ValueError(f"prune.rewind_to: must be below train.epochs ({self.train.epochs}) when rewinding to an epoch")
+            raise ValueError(f"prune.rewind_to: must be below train.epochs ({self.train.epochs}) when rewinding to an "
+                             "epoch")
         return self
 
     # -- identity -------------------------------------------------------------------------

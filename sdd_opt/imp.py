@@ -1,14 +1,8 @@
 """Iterative magnitude pruning: train, prune, retrain, level after level -> one SDD curve.
 
-This is the engine behind ``sdd-opt train`` and every Optuna trial. A run directory holds
-everything needed to resume it and to trust it:
-
-    config.yaml            the resolved config, with seed, library versions and machine
-    curve.csv              one row per finished level (rewritten atomically after each)
-    metrics.json           SDD metrics on validation and test accuracy
-    curve.png              the curve in the papers' style
-    checkpoints/level_K.pt {"state_dict", "masks", "level", "sparsity"} (pruned weights are exact zeros)
-    checkpoints/rewind.pt  the weights that retraining rewinds to
+This is the engine behind ``sdd-opt train`` and every Optuna trial. It writes a run directory
+(:mod:`sdd_opt.rundir`) and, in a study, shares levels with the study's other runs
+(:mod:`sdd_opt.sharing`).
 
 ``resume=True`` continues from the last finished level; because batch order is seeded per epoch
 and the rewind point is on disk, the result equals an uninterrupted run on the CPU.
@@ -17,11 +11,7 @@ and the rewind point is on disk, the result equals an uninterrupted run on the C
 from __future__ import annotations
 
 import contextlib
-import copy
-import csv
-import io
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,20 +19,16 @@ from typing import Callable, Optional
 
 import torch
 
-from sdd_opt.checkpoints import check_fits, load_checkpoint, save_atomic, write_text_atomic
-from sdd_opt.config import REWINDING, RunConfig, dump_config, load_config
-from sdd_opt.curve import CURVE_COLUMNS, is_collapsed, sdd_metrics
-from sdd_opt.data import load_data
+from sdd_opt.checkpoints import save_atomic
+from sdd_opt.config import RunConfig
+from sdd_opt.curve import is_collapsed
 from sdd_opt.distill import get_teacher
-from sdd_opt.errors import UserError
-from sdd_opt.models import build_model
-from sdd_opt.prune import apply_masks, density_at, full_masks, magnitude_prune, measured_sparsity
-from sdd_opt.provenance import provenance
-from sdd_opt.train import autocast_dtype, evaluate, resolve_device, steps_per_epoch, train_model
+from sdd_opt.prune import apply_masks, density_at, magnitude_prune, measured_sparsity
+from sdd_opt.rundir import Run, curve_metrics, resume_run, start_run, stored_rows, stored_state, write_curve
+from sdd_opt.sharing import adopt_dense, adopt_prefix, register_prefix, share_dense
+from sdd_opt.train import autocast_dtype, evaluate, train_model
 
 LevelCallback = Callable[[dict], Optional[str]]  # returns a reason to stop the curve here, or None
-# Keys that change where/how fast a run goes but not its result: ignored when matching a resume.
-_NON_RESULT_KEYS = {"train": {"device", "threads", "eval_batch_size"}, "data": {"data_dir"}}
 
 
 @dataclass
@@ -56,217 +42,7 @@ class RunResult:
     extra: dict = field(default_factory=dict)
 
 
-def _result_description(cfg: RunConfig) -> dict:
-    d = cfg.describe()
-    for section, keys in _NON_RESULT_KEYS.items():
-        for k in keys:
-            d[section].pop(k, None)
-    d["distill"]["teacher"].pop("cache_dir", None)
-    from sdd_opt.plugins import hash_fields
-
-    d.update(hash_fields(cfg))  # a plug-in's source: a changed model never reuses a stale run ({} for built-ins)
-    return d
-
-
-def result_hash(cfg: RunConfig) -> str:
-    """Hash of what decides the curve (not device, threads or paths): names shared run directories."""
-    from sdd_opt.config import stable_hash
-    from sdd_opt.renamed import hash_spelling
-
-    return stable_hash(hash_spelling(_result_description(cfg)))
-
-
-# Prune keys that do not change level 0 (the dense training): runs that differ only in these share it.
-_SCHEDULE_KEYS = ("rate", "levels", "target_sparsity", "scope", "collapse_floor")
-# Prune keys that only say where a run stops (level k's density is (1 - rate)^k whatever the target):
-# runs that differ only in these share their common first levels.
-_STOP_KEYS = ("levels", "target_sparsity", "collapse_floor")
-# What a run directory served entirely from a longer run holds instead of its last checkpoint.
-SERVED_FILE = "served.json"
-
-
-def dense_key(cfg: RunConfig) -> str:
-    """Hash of what decides a run's dense level 0 and its rewind point (not the pruning schedule)."""
-    from sdd_opt.config import stable_hash
-
-    d = _result_description(cfg)
-    d["prune"] = {k: v for k, v in d["prune"].items() if k not in _SCHEDULE_KEYS}
-    return stable_hash(d)
-
-
-def prefix_key(cfg: RunConfig) -> str:
-    """Hash of what decides a run's levels up to its stop: runs with the same key share a prefix."""
-    from sdd_opt.config import stable_hash
-
-    d = _result_description(cfg)
-    d["prune"] = {k: v for k, v in d["prune"].items() if k not in _STOP_KEYS}
-    return stable_hash(d)
-
-
-def read_curve(path: Path) -> list[dict]:
-    """The rows of a run's curve.csv ([] when there is none); a damaged file is a UserError naming it."""
-    if not path.exists():
-        return []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text, so not a curve.csv written by sdd-opt") from None
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in CURVE_COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise UserError(f"{path}: no column {', '.join(missing)} (not a curve.csv written by sdd-opt)")
-    out = []
-    for r in reader:
-        line = reader.line_num
-        if None in r or None in r.values():
-            raise UserError(f"{path}: line {line} is truncated or has extra fields")
-        try:
-            row = {k: (int(v) if k in ("level", "epochs") else float(v)) for k, v in r.items()}
-        except ValueError:
-            raise UserError(f"{path}: line {line} holds a value that is not a number") from None
-        if row["level"] != len(out):
-            raise UserError(f"{path}: line {line} is level {row['level']}, expected level {len(out)}")
-        out.append(row)
-    return out
-
-
-def write_curve(rows: list[dict], path: Path) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(CURVE_COLUMNS), extrasaction="ignore")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow(r)
-    write_text_atomic(buf.getvalue(), path)
-
-
-def curve_metrics(rows: list[dict], cfg: RunConfig) -> dict:
-    sp = [r["sparsity"] for r in rows]
-    out = {}
-    for split in ("val", "test"):
-        acc = [r[f"{split}_acc"] for r in rows]
-        if rows and not any(math.isnan(a) for a in acc):
-            out[split] = sdd_metrics(sp, acc, cfg.analysis.sdd_threshold, cfg.analysis.epsilon).as_dict()
-    return out
-
-
-# Torch threads when train.threads is null: one. Measured best once anything else shares the CPU
-# (docs/performance.md, "threads"; python -m benchmarks.contention), and not chosen from the load,
-# since the thread count changes a run's numbers.
-DEFAULT_THREADS = 1
-
-
-def _set_threads(cfg: RunConfig) -> int:
-    torch.set_num_threads(cfg.train.threads or DEFAULT_THREADS)
-    return torch.get_num_threads()
-
-
-@dataclass
-class _Run:
-    """A run in progress: its directory, data, the model being pruned and how to build a fresh one."""
-
-    cfg: RunConfig
-    out: Path
-    device: torch.device
-    data: object
-    build: Callable[[], torch.nn.Module]
-    model: torch.nn.Module
-    masks: dict
-    rewind_step: int
-    rewind_state: Optional[dict]
-    share_dir: Optional[Path] = None
-
-    @property
-    def ckpt_dir(self) -> Path:
-        return self.out / "checkpoints"
-
-
-def _stored_rows(cfg: RunConfig, out: Path, resume: bool) -> list[dict]:
-    """The run directory's finished levels, after checking that it may be continued with ``cfg``."""
-    rows = read_curve(out / "curve.csv") if out.exists() else []
-    if rows and not resume:
-        raise UserError(f"{out}: already holds a curve ({len(rows)} levels); pass --resume to continue it or choose another --out")
-    if rows and resume:
-        stored = load_config(out / "config.yaml", stored=True)
-        if _result_description(stored) != _result_description(cfg):
-            raise UserError(f"{out}: --resume with a different config than the stored config.yaml")
-    return rows
-
-
-def _stored_state(cfg: RunConfig, out: Path, rows: list[dict]) -> Optional[tuple[dict, Optional[dict]]]:
-    """The last finished level's checkpoint and the rewind weights, loaded and checked against
-    ``cfg``'s model (built on the meta device) before anything in ``out`` is rewritten."""
-    if not rows:
-        return None
-    from sdd_opt.preflight import meta_model
-
-    path = out / "checkpoints" / f"level_{rows[-1]['level']}.pt"
-    if not path.exists() and _served(out, rows):
-        return None  # finished from a longer run's levels: nothing left to train, no weights needed
-    state = load_checkpoint(path)
-    if not isinstance(state.get("masks"), dict):
-        raise UserError(f"checkpoint {path}: no masks (not a level checkpoint written by sdd-opt)")
-    rewind_path = out / "checkpoints" / "rewind.pt"
-    rewind = load_checkpoint(rewind_path)["state_dict"] if cfg.prune.retrain == "rewind" else None
-    model = meta_model(cfg)
-    if model is not None:
-        check_fits(model, state["state_dict"], f"checkpoint {path}")
-        check_fits(model, state["masks"], f"checkpoint {path} (masks)", partial=True)
-        if rewind is not None:
-            check_fits(model, rewind, f"checkpoint {rewind_path}")
-    return state, rewind
-
-
-def _start(cfg: RunConfig, out: Path) -> _Run:
-    """Load the data, check the rewind point, build the seeded dense model and write config.yaml."""
-    threads = _set_threads(cfg)
-    device = resolve_device(cfg.train.device)
-    data = load_data(cfg.data, cfg.seed).to(device)
-    spe = steps_per_epoch(len(data.x_train), cfg.train.batch_size)
-    total_steps = spe * cfg.train.epochs
-    p = cfg.prune
-    rewind_step = 0
-    if p.retrain in REWINDING:  # lr_rewind restarts the schedule there too (keeping the weights)
-        rewind_step = p.rewind_to * (spe if p.rewind_unit == "epoch" else 1)
-        if rewind_step >= total_steps:
-            raise UserError(f"prune.rewind_to: {p.rewind_to} {p.rewind_unit}s is past the end of training ({total_steps} iterations)")
-
-    def build():
-        return build_model(cfg.model, data.input_shape, data.num_classes).to(device)
-
-    torch.manual_seed(cfg.seed)
-    model = build()
-    run = _Run(cfg, out, device, data, build, model, full_masks(model), rewind_step,
-               copy.deepcopy(model.state_dict()) if rewind_step == 0 else None)
-    out.mkdir(parents=True, exist_ok=True)
-    run.ckpt_dir.mkdir(exist_ok=True)
-    from sdd_opt.plugins import provenance_of
-
-    dump_config(cfg, out / "config.yaml", provenance={**provenance(device=str(device), threads=threads),
-                                                      **provenance_of(cfg)})
-    return run
-
-
-def _resume(run: _Run, rows: list[dict], stored: Optional[tuple[dict, Optional[dict]]],
-            log: Callable[[str], None]) -> int:
-    """Load the last finished level's weights (and the rewind point, see :func:`_stored_state`); returns the next level."""
-    if not rows:
-        return 0
-    last = rows[-1]["level"]
-    if stored is None:  # served from a longer run (see _adopt_prefix): finished
-        log(f"reusing the finished run {run.out} (levels 0-{last}, served from a longer run)")
-        return last + 1
-    state, rewind = stored
-    run.model.load_state_dict(state["state_dict"])
-    run.masks = {k: v.to(run.device) for k, v in state["masks"].items()}
-    if run.cfg.prune.retrain == "rewind":
-        run.rewind_state = rewind
-    n_levels = run.cfg.prune.n_levels
-    log(f"resuming {run.out} at level {last + 1}/{n_levels}" if last + 1 <= n_levels
-        else f"reusing the finished run {run.out} (levels 0-{n_levels})")
-    return last + 1
-
-
-def provide_teacher(run: _Run, start_level: int, log: Callable[[str], None]) -> tuple[Optional[torch.nn.Module], str]:
+def provide_teacher(run: Run, start_level: int, log: Callable[[str], None]) -> tuple[Optional[torch.nn.Module], str]:
     """The dense teacher of a distillation run (given, cached or trained now), or (None, "").
 
     A finished run needs no teacher, and never trains one.
@@ -286,7 +62,7 @@ def provide_teacher(run: _Run, start_level: int, log: Callable[[str], None]) -> 
     return teacher, source
 
 
-def _prune_for(run: _Run, level: int) -> int:
+def _prune_for(run: Run, level: int) -> int:
     """Prune to ``level``'s density and reset the weights the retraining starts from; returns its first step."""
     cfg, p = run.cfg, run.cfg.prune
     if level == 0:
@@ -305,7 +81,7 @@ def _prune_for(run: _Run, level: int) -> int:
     return start_step
 
 
-def _train_level(run: _Run, level: int, teacher, precision, on_epoch, keep_checkpoints: str) -> dict:
+def _train_level(run: Run, level: int, teacher, precision, on_epoch, keep_checkpoints: str) -> dict:
     """Prune, retrain and evaluate one level, and checkpoint it; returns its curve row."""
     cfg, data = run.cfg, run.data
     start_step = _prune_for(run, level)
@@ -336,7 +112,7 @@ def _train_level(run: _Run, level: int, teacher, precision, on_epoch, keep_check
     return row
 
 
-def _level_loop(run: _Run, rows: list[dict], start_level: int, teacher, *, on_level: Optional[LevelCallback],
+def _level_loop(run: Run, rows: list[dict], start_level: int, teacher, *, on_level: Optional[LevelCallback],
                 keep_checkpoints: str, progress: bool, log: Callable[[str], None]) -> tuple[bool, str]:
     """Train levels ``start_level``.. (appending to ``rows`` and curve.csv); returns (stopped early, why)."""
     from tqdm.auto import tqdm
@@ -359,7 +135,7 @@ def _level_loop(run: _Run, rows: list[dict], start_level: int, teacher, *, on_le
             rows.append(row)
             write_curve(rows, run.out / "curve.csv")
             if level == 0 and run.share_dir is not None:
-                _share_dense(run, row)
+                share_dense(run, row)
             msg = (f"level {level:>2}/{n_levels}  sparsity {row['sparsity']:.4f}  train {row['train_acc']:.3f}  "
                    f"val {row['val_acc']:.3f}  test {row['test_acc']:.3f}  ({row['seconds']:.1f}s)")
             with tqdm.external_write_mode() if progress else contextlib.nullcontext():  # above the bar
@@ -369,7 +145,8 @@ def _level_loop(run: _Run, rows: list[dict], start_level: int, teacher, *, on_le
                 log(f"early stop: {stop}; skipping {n_levels - level} level(s)")
                 return True, stop
             if p.collapse_floor is not None and is_collapsed(row["val_acc"], p.collapse_floor) and level < n_levels:
-                reason = f"validation accuracy {row['val_acc']:.3f} below collapse_floor {p.collapse_floor} at level {level}"
+                reason = (f"validation accuracy {row['val_acc']:.3f} below collapse_floor {p.collapse_floor} "
+                          f"at level {level}")
                 log(f"collapse early stop: {reason}; skipping {n_levels - level} level(s)")
                 return True, reason
     finally:
@@ -377,110 +154,7 @@ def _level_loop(run: _Run, rows: list[dict], start_level: int, teacher, *, on_le
     return False, ""
 
 
-def _dense_dir(run: _Run) -> Path:
-    return run.share_dir / "dense" / dense_key(run.cfg)
-
-
-def _served(out: Path, rows: list[dict]) -> bool:
-    try:
-        return json.loads((out / SERVED_FILE).read_text()).get("levels") == len(rows)
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _prefix_index(run: _Run) -> Path:
-    return run.share_dir / "prefix" / prefix_key(run.cfg)
-
-
-def _register_prefix(run: _Run) -> None:
-    """List this run among the runs whose levels other stops may reuse."""
-    index = _prefix_index(run)
-    index.mkdir(parents=True, exist_ok=True)
-    entry = index / result_hash(run.cfg)
-    if not entry.exists():
-        write_text_atomic(str(run.out.resolve()), entry)
-
-
-def _longest_prefix(run: _Run) -> tuple[Optional[Path], list[dict]]:
-    """The run of the same prefix key (another stop) with the most finished levels, and its rows."""
-    best: tuple[Optional[Path], list[dict]] = (None, [])
-    index = _prefix_index(run)
-    for entry in sorted(index.iterdir()) if index.is_dir() else []:
-        if entry.name == result_hash(run.cfg):
-            continue
-        try:
-            src = Path(entry.read_text().strip())
-            rows = read_curve(src / "curve.csv")
-        except (OSError, UserError):
-            continue  # a run being written or removed: not a source
-        if len(rows) > len(best[1]):
-            best = (src, rows)
-    return best
-
-
-def _adopt_prefix(run: _Run, log: Callable[[str], None]) -> list[dict]:
-    """Levels 0..k from a run that differs only in where it stops (target sparsity, levels, collapse
-    floor), up to this run's own stop; else []. Levels are identical prefixes, so nothing changes."""
-    src, rows = _longest_prefix(run)
-    p = run.cfg.prune
-    rows = rows[:p.n_levels + 1]
-    collapsed = next((k for k, r in enumerate(rows) if p.collapse_floor is not None
-                      and is_collapsed(r["val_acc"], p.collapse_floor)), None)
-    if collapsed is not None:
-        rows = rows[:collapsed + 1]  # this run would have stopped here
-    if not rows:
-        return []
-    last = rows[-1]["level"]
-    finished = collapsed is not None or len(rows) == p.n_levels + 1
-    try:
-        ckpt = src / "checkpoints" / f"level_{last}.pt"
-        if ckpt.exists():
-            save_atomic(load_checkpoint(ckpt), run.ckpt_dir / ckpt.name)
-        elif not finished:
-            return []  # cannot continue from a level whose weights are gone
-        if (src / "checkpoints" / "rewind.pt").exists():
-            save_atomic(load_checkpoint(src / "checkpoints" / "rewind.pt"), run.ckpt_dir / "rewind.pt")
-    except Exception as exc:  # a source being rewritten costs the reuse, never the run
-        log(f"warning: not reusing the levels of {src} ({exc})")
-        return []
-    if not (run.ckpt_dir / f"level_{last}.pt").exists():
-        write_text_atomic(json.dumps({"from": str(src), "levels": len(rows)}), run.out / SERVED_FILE)
-    write_curve(rows, run.out / "curve.csv")
-    log(f"levels 0-{last} reused from {src} (the same run with a later stop)")
-    return rows
-
-
-def _share_dense(run: _Run, row: dict) -> None:
-    """Publish this run's level 0 (weights, rewind point, curve row) for runs with another schedule."""
-    dest = _dense_dir(run)
-    if (dest / "row.json").exists():
-        return
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("level_0.pt", "rewind.pt"):
-        if (run.ckpt_dir / name).exists():
-            save_atomic(load_checkpoint(run.ckpt_dir / name), dest / name)
-    write_text_atomic(json.dumps(row), dest / "row.json")  # written last: marks the entry complete
-
-
-def _adopt_dense(run: _Run, log: Callable[[str], None]) -> list[dict]:
-    """Level 0 from a run that differs only in its pruning schedule, if one was shared; else []."""
-    src = _dense_dir(run)
-    if not (src / "row.json").exists():
-        return []
-    try:
-        row = json.loads((src / "row.json").read_text())
-        for name in ("level_0.pt", "rewind.pt"):
-            if (src / name).exists():
-                save_atomic(load_checkpoint(src / name), run.ckpt_dir / name)
-    except Exception as exc:  # a damaged entry costs one dense training, never the run
-        log(f"warning: not reusing the shared dense level in {src} ({exc})")
-        return []
-    write_curve([row], run.out / "curve.csv")
-    log(f"level 0 reused from {src.name} (same dense training, another pruning schedule)")
-    return [row]
-
-
-def _finish(run: _Run, rows: list[dict], stopped: bool, reason: str, teacher_src: str,
+def _finish(run: Run, rows: list[dict], stopped: bool, reason: str, teacher_src: str,
             log: Callable[[str], None]) -> RunResult:
     """Write metrics.json and curve.png."""
     cfg, out = run.cfg, run.out
@@ -520,22 +194,22 @@ def run_curve(
     Successive halving (``on_level``) sees reused levels but stops only levels still to train.
     """
     out = Path(out_dir)
-    rows = _stored_rows(cfg, out, resume)
-    stored = _stored_state(cfg, out, rows)  # a damaged run directory fails here, before _start writes
-    run = _start(cfg, out)
+    rows = stored_rows(cfg, out, resume)
+    stored = stored_state(cfg, out, rows)  # a damaged run directory fails here, before start_run writes
+    run = start_run(cfg, out)
     run.share_dir = Path(share_dir) if share_dir is not None else None
     reused = 0
     if run.share_dir is not None:
         if not rows:
-            rows = _adopt_prefix(run, log) or _adopt_dense(run, log)
+            rows = adopt_prefix(run, log) or adopt_dense(run, log)
             reused = len(rows)
             if reused:
-                stored = _stored_state(cfg, out, rows)
+                stored = stored_state(cfg, out, rows)
                 if on_level is not None:  # recorded; a stop applies from the next level to train
                     for row in rows:
                         on_level(row)
-        _register_prefix(run)
-    start_level = _resume(run, rows, stored, log)
+        register_prefix(run)
+    start_level = resume_run(run, rows, stored, log)
     p = cfg.prune
     stopped, reason = False, ""
     if rows and p.collapse_floor is not None and is_collapsed(rows[-1]["val_acc"], p.collapse_floor):

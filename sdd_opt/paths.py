@@ -50,7 +50,8 @@ def check_output_file(path: str | Path, flag: str = "--out", suffixes: tuple[str
     if path.is_dir():
         raise UserError(f"{flag} {path}: is a directory, expected a file name")
     if suffixes and path.suffix.lower() not in suffixes:
-        raise UserError(f"{flag} {path}: unsupported file type {path.suffix or '(none)'!r}; use one of {', '.join(suffixes)}")
+        raise UserError(f"{flag} {path}: unsupported file type {path.suffix or '(none)'!r}; use one of "
+                        f"{', '.join(suffixes)}")
     base = _first_existing(path.parent)
     if not base.is_dir():
         raise UserError(f"{flag} {path}: {base} is a file, not a directory")

@@ -111,7 +111,8 @@ def _batch_seed(seed: int, epoch: int, batch: int) -> int:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int, precision: Optional[torch.dtype] = None) -> torch.Tensor:
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int,
+                   precision: Optional[torch.dtype] = None) -> torch.Tensor:
     was_training = model.training
     model.eval()
     out = []
@@ -159,7 +160,8 @@ def train_model(
     spe = steps_per_epoch(n, cfg.batch_size)
     total = cfg.epochs * spe
     if start_step >= total:
-        raise UserError(f"prune.rewind_to: rewind point (step {start_step}) is past the end of training ({total} steps)")
+        raise UserError(f"prune.rewind_to: rewind point (step {start_step}) is past the end of training ({total} "
+                        "steps)")
     channels_last = _prepare_model(model, device, channels_last)
     stepper = _Stepper.build(model, data, cfg, device, masks, teacher, distill, total, spe, start_step)
     model.train()

@@ -1,10 +1,24 @@
-"""Structure checks over sdd_opt/: no import cycle, no function over 80 lines."""
+"""Structure checks: what docs/architecture.md claims about sdd_opt/ and benchmarks/.
+
+No import cycle (``TYPE_CHECKING`` imports count: a cycle for the type checker is a cycle of
+concepts); the layers (the training core imports no Optuna and nothing above it, study/ imports
+neither report/ nor cli/, report/ not cli/); no function over 80 lines in sdd_opt/ or benchmarks/;
+every module has its line in docs/architecture.md; the CLI fails loudly on a command module it
+cannot import.
+"""
 
 import ast
+import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1] / "sdd_opt"
+BENCHMARKS = ROOT.parent / "benchmarks"
 MAX_FUNCTION_LINES = 80
+# The layers above the training core, each allowed to import the ones before it (and the core).
+UPPER = ("sdd_opt.study", "sdd_opt.report", "sdd_opt.cli")
+TOP_HELPERS = ("sdd_opt.testing", "sdd_opt.__main__")  # the test helpers and `python -m sdd_opt` run the CLI
 
 
 def _modules() -> dict[str, Path]:
@@ -15,22 +29,23 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-def _in_type_checking(node, parents) -> bool:
-    while node in parents:
-        node = parents[node]
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            return True
-    return False
+def _imported_names(path: Path) -> set[str]:
+    """Every module ``path`` imports: at top level, inside functions and under ``TYPE_CHECKING``."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return out
 
 
 def _imports(name: str, path: Path, mods: dict[str, Path]) -> set[str]:
-    """Every sdd_opt module ``name`` imports, at top level or inside functions (not TYPE_CHECKING)."""
+    """Every sdd_opt module ``name`` imports, at top level, inside functions or for the type checker."""
     tree = ast.parse(path.read_text())
-    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     out = set()
     for node in ast.walk(tree):
-        if _in_type_checking(node, parents):
-            continue
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sdd_opt"):
             for a in node.names:
                 full = f"{node.module}.{a.name}"
@@ -83,23 +98,87 @@ def test_the_cycle_finder_finds_cycles():
     assert not _cycles({"a": {"b"}, "b": set()})
 
 
-def test_no_function_over_80_lines():
+def test_type_checking_imports_count_as_edges(tmp_path):
+    """A cycle hidden behind ``if TYPE_CHECKING`` is found too."""
+    pkg = tmp_path / "sdd_opt"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from sdd_opt.b import B\n")
+    (pkg / "b.py").write_text("def f():\n    from sdd_opt.a import A\n")
+    mods = {"sdd_opt.a": pkg / "a.py", "sdd_opt.b": pkg / "b.py"}
+    assert _cycles({n: _imports(n, p, mods) for n, p in mods.items()}) == [["sdd_opt.a", "sdd_opt.b"]]
+
+
+def _layer(name: str) -> int:
+    """0: the training core; 1..3: study/, report/, cli/; 4: the test helpers."""
+    if name in TOP_HELPERS:
+        return len(UPPER) + 1
+    return next((i + 1 for i, u in enumerate(UPPER) if name == u or name.startswith(u + ".")), 0)
+
+
+def test_layers_import_only_downwards():
+    """The core (training, config, data, models) imports no Optuna and nothing above it; study/
+    imports neither report/ nor cli/; report/ not cli/."""
+    mods = _modules()
+    breaches = []
+    for name, path in mods.items():
+        imported = _imported_names(path)
+        if _layer(name) == 0:
+            breaches += [f"{name} imports {m}" for m in imported if m == "optuna" or m.startswith("optuna.")]
+        for dep in _imports(name, path, mods):
+            if _layer(dep) > _layer(name):
+                breaches.append(f"{name} imports {dep}")
+    assert not breaches, "imports against the layers of docs/architecture.md:\n" + "\n".join(sorted(set(breaches)))
+
+
+def test_every_module_has_its_line_in_the_architecture_doc():
+    doc = (ROOT.parent / "docs" / "architecture.md").read_text()
+    listed = set(re.findall(r"`([\w/]+\.py|[\w]+/)`", doc))
+    missing = []
+    for p in sorted(ROOT.rglob("*.py")):
+        rel = p.relative_to(ROOT)
+        if p.name in ("__init__.py", "__main__.py") and len(rel.parts) > 1:
+            continue  # a package is listed by its modules
+        if p.name in ("__init__.py", "__main__.py"):
+            continue
+        if str(rel) not in listed and p.name not in listed:
+            missing.append(str(rel))
+    assert not missing, "docs/architecture.md lists no job for: " + ", ".join(missing)
+
+
+def _long_functions(root: Path) -> list[str]:
     long = []
-    for p in ROOT.rglob("*.py"):
+    for p in root.rglob("*.py"):
         for node in ast.walk(ast.parse(p.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 n = node.end_lineno - node.lineno + 1
-                where = f"{p.relative_to(ROOT.parent)}:{node.name}"
                 if n > MAX_FUNCTION_LINES:
-                    long.append(f"{where} ({n} lines)")
+                    long.append(f"{p.relative_to(ROOT.parent)}:{node.name} ({n} lines)")
+    return long
+
+
+@pytest.mark.parametrize("root", [ROOT, BENCHMARKS], ids=["sdd_opt", "benchmarks"])
+def test_no_function_over_80_lines(root):
+    long = _long_functions(root)
     assert not long, "split these functions: " + ", ".join(long)
 
 
+def test_a_missing_command_module_fails_loudly(monkeypatch):
+    """A command module that moved or cannot be imported stops the CLI, instead of its commands vanishing."""
+    import sdd_opt.cli.app as app
+
+    monkeypatch.setattr(app, "SUBCOMMANDS", (("sdd_opt.cli.no_such_module", "gone", None),))
+    with pytest.raises(ModuleNotFoundError, match="no_such_module"):
+        app._register_subcommands()
+    monkeypatch.setattr(app, "SUBCOMMANDS", (("sdd_opt.cli.study", "no_such_command", None),))
+    with pytest.raises(AttributeError, match="no_such_command"):
+        app._register_subcommands()
+
+
 def test_importing_a_command_module_registers_nothing():
-    """The CLI composes the command groups; ``study curves`` is added by ``sdd_opt.cli``, not on import."""
+    """The CLI composes the command groups; ``study curves`` is added by ``sdd_opt.cli.app``, not on import."""
     import subprocess
     import sys
 
-    code = ("import sdd_opt.study.commands as s, sdd_opt.report.commands; assert 'curves' not in s.study.commands; "
-            "import sdd_opt.cli; assert 'curves' in s.study.commands and 'report' in sdd_opt.cli.cli.commands")
+    code = ("import sdd_opt.cli.study as s, sdd_opt.cli.report; assert 'curves' not in s.study.commands; "
+            "import sdd_opt.cli.app; assert 'curves' in s.study.commands and 'report' in sdd_opt.cli.app.cli.commands")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT.parent)

@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks import curve_table as ct
 from sdd_opt.config import load_config
-from sdd_opt.imp import result_hash, write_curve
+from sdd_opt.rundir import result_hash, write_curve
 
 
 def test_grid_is_seed_major_and_every_point_is_a_distinct_run():
@@ -92,7 +92,6 @@ def test_the_committed_table_covers_the_grid_and_reruns_to_the_same_levels(tmp_p
     """Every (grid point, seed) of benchmarks/data/mnist1d_curves.csv is there, and a group re-runs with
     the engine of this tree (levels 0 and 1 of one curve: ~25 s at one thread) to the same 4-digit
     numbers on the machine kind that trained it, and within seed noise on any other CPU."""
-    import csv
     from pathlib import Path
 
     from sdd_opt.imp import run_curve

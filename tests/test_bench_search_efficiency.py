@@ -16,15 +16,6 @@ from benchmarks import search_efficiency as se  # noqa: E402
 from benchmarks.common import parse_tables  # noqa: E402
 
 
-def test_trial_epochs_counts_what_the_trial_trained():
-    # What the objective recorded as trained (teachers included; see tests/study/test_objective.py) wins.
-    assert se.trial_epochs({"epochs_spent": 999.0, "epochs_trained": 72}) == 72
-    # A trial whose whole curve was reused from an identical earlier trial cost nothing.
-    assert se.trial_epochs({"epochs_spent": 88.0, "epochs_trained": 0}) == 0
-    assert se.trial_epochs({"epochs_spent": 88.0}) == 88.0  # stored before the cost attr existed
-    assert se.trial_epochs({"curve_epochs": 88.0, "record_version": 2}) == 88.0  # the same, record version 2
-
-
 def test_trials_to_reach_and_epoch_budgets():
     hist = [0.1, 0.3, 0.3, 0.5]
     assert se.trials_to_reach(hist, 0.3) == 2

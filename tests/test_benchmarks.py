@@ -14,7 +14,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from benchmarks import mask_overhead, precision, run_all, throughput  # noqa: E402
-from benchmarks.common import parse_table, parse_tables, table  # noqa: E402
+from benchmarks.common import parse_tables, table  # noqa: E402
 
 # One torch thread, as conftest sets: the benchmarks would otherwise set their default of 2.
 COMMON = ["--threads", "1", "--device", "cpu"]
@@ -28,7 +28,7 @@ def _positive(value: str) -> float:
 
 def test_table_round_trips_through_the_parser():
     text = "title\n\n" + table(["a", "ratio"], [["x", 1.5], ["y", float("nan")]]) + "\n\nafter"
-    assert parse_table(text) == [{"a": "x", "ratio": "1.500"}, {"a": "y", "ratio": "-"}]
+    assert parse_tables(text)[0] == [{"a": "x", "ratio": "1.500"}, {"a": "y", "ratio": "-"}]
     assert len(parse_tables(text + "\n" + table(["b"], [[1]]))) == 2
 
 
@@ -36,7 +36,7 @@ def test_throughput_on_1d_data_prints_speedups(tmp_path, capsys):
     throughput.main(["--data", "synthetic1d", "--width", "8", "--train-size", "256", "--epochs", "1", "--reps", "2",
                      "--data-dir", str(tmp_path), *COMMON])
     out = capsys.readouterr().out
-    rows = parse_table(out)
+    rows = parse_tables(out)[0]
     assert [r["variant"] for r in rows] == ["plain:fp32", "sdd:fp32", "sdd:bf16"]
     for r in rows:
         _positive(r["s/epoch (median)"])
@@ -53,7 +53,7 @@ def test_throughput_on_images_uses_per_sample_transforms(tmp_path, capsys):
                      "--batch-size", "32", "--epochs", "1", "--reps", "1", "--variants", "plain:fp32,sdd:fp32",
                      "--data-dir", str(tmp_path), *COMMON])
     out = capsys.readouterr().out
-    rows = parse_table(out)
+    rows = parse_tables(out)[0]
     assert len(rows) == 2
     assert "PIL per-sample" in rows[0]["pipeline"] and "channels_last" in rows[1]["pipeline"]
     _positive(rows[1]["speed-up vs plain"])
@@ -69,7 +69,7 @@ def test_mask_overhead_compares_three_ways(tmp_path, capsys):
     mask_overhead.main(["--data", "synthetic1d", "--width", "8", "--steps", "3", "--reps", "2",
                         "--data-dir", str(tmp_path), *COMMON])
     out = capsys.readouterr().out
-    rows = parse_table(out)
+    rows = parse_tables(out)[0]
     assert [r["masking"] for r in rows] == ["unmasked", "in-place (sdd-opt)", "torch prune hooks"]
     for r in rows:
         _positive(r["ms/step (median)"])
@@ -103,7 +103,7 @@ def test_run_all_prints_each_command_and_table(tmp_path, capsys):
     run_all.main(["--tiny", "--only", "mask_overhead", "--threads", "1", "--data-dir", str(tmp_path)])
     out = capsys.readouterr().out
     assert "$ python -m benchmarks.mask_overhead" in out
-    assert parse_table(out)[0]["masking"] == "unmasked"
+    assert parse_tables(out)[0][0]["masking"] == "unmasked"
     with pytest.raises(SystemExit):
         run_all.main(["--only", "nonsense"])
 
@@ -114,7 +114,7 @@ def test_contention_prints_idle_busy_and_ratio(tmp_path, capsys):
     contention.main(["--variants", "default", "--epochs", "1", "--levels", "1", "--data-dir", str(tmp_path),
                      "--set", "data.name=synthetic1d", "--set", "model.width=8"])
     out = capsys.readouterr().out
-    (row,) = parse_table(out)
+    (row,) = parse_tables(out)[0]
     assert row["variant"] == "default (train.threads unset)"
     assert _positive(row["idle s/level"]) and _positive(row["busy s/level"]) and _positive(row["ratio"])
     assert "target: <= 2.5x for default (train.threads unset)" in out

@@ -4,8 +4,10 @@
 import pytest
 import torch
 
+from sdd_opt.checkpoints import load_checkpoint
 from sdd_opt.config import load_config
-from sdd_opt.imp import load_checkpoint, read_curve, run_curve
+from sdd_opt.imp import run_curve
+from sdd_opt.rundir import read_curve
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 quiet = dict(progress=False, log=lambda *_: None)

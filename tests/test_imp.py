@@ -3,9 +3,11 @@ import json
 import pytest
 import torch
 
+from sdd_opt.checkpoints import load_checkpoint
 from sdd_opt.config import load_config
 from sdd_opt.errors import UserError
-from sdd_opt.imp import load_checkpoint, read_curve, run_curve
+from sdd_opt.imp import run_curve
+from sdd_opt.rundir import read_curve
 
 quiet = dict(progress=False, log=lambda *_: None)
 

@@ -5,9 +5,11 @@ import torch
 import yaml
 
 import sdd_opt.imp as imp
+from sdd_opt.checkpoints import load_checkpoint
 from sdd_opt.config import load_config
 from sdd_opt.errors import UserError
-from sdd_opt.imp import load_checkpoint, read_curve, run_curve
+from sdd_opt.imp import run_curve
+from sdd_opt.rundir import read_curve
 from sdd_opt.train import make_scheduler, steps_per_epoch
 
 quiet = dict(progress=False, log=lambda *_: None)

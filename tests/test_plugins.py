@@ -17,7 +17,8 @@ from sdd_opt import plugins
 from sdd_opt.config import build_config
 from sdd_opt.distill import teacher_key
 from sdd_opt.errors import UserError
-from sdd_opt.imp import dense_key, prefix_key, result_hash
+from sdd_opt.rundir import result_hash
+from sdd_opt.sharing import dense_key, prefix_key
 from sdd_opt.testing import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]

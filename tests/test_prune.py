@@ -4,8 +4,7 @@ from torch import nn
 
 from sdd_opt.config import ModelConfig
 from sdd_opt.models import build_model
-from sdd_opt.prune import (MaskApplier, density_at, full_masks, magnitude_prune, measured_sparsity,
-                           prunable_parameters)
+from sdd_opt.prune import MaskApplier, density_at, full_masks, magnitude_prune, measured_sparsity, prunable_parameters
 
 
 def _model(seed=0):

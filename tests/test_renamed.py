@@ -5,7 +5,7 @@ import pytest
 from sdd_opt import renamed
 from sdd_opt.config import build_config, load_config
 from sdd_opt.errors import UserError
-from sdd_opt.imp import result_hash
+from sdd_opt.rundir import result_hash
 
 
 @pytest.fixture(autouse=True)

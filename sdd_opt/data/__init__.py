@@ -10,14 +10,26 @@ This module imports neither torch nor torchvision at import time: the config val
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Optional, Protocol
 
 from sdd_opt.errors import UserError
 
 if TYPE_CHECKING:
     import torch
 
-    from sdd_opt.config import DataConfig
+
+class DataSettings(Protocol):
+    """What :func:`load_data` reads: the run config's ``data`` section (``config.DataConfig``, whose
+    validator imports ``DATASETS`` from here, so this module does not import the config)."""
+
+    name: str
+    data_dir: str
+    train_size: Optional[int]
+    val_fraction: float
+    val_labels: str
+    noise: float
+    noise_kind: str
+    augment: Optional[bool]
 
 
 @dataclass
@@ -103,7 +115,7 @@ SHAPES: dict[str, tuple[tuple[int, ...], int]] = {
     "cifar100": ((3, 32, 32), 100),
 }
 
-def load_raw(cfg: "DataConfig") -> RawData:
+def load_raw(cfg: "DataSettings") -> RawData:
     """The dataset's fixed train/test tensors: a built-in loader, or a plug-in's (sdd_opt.plugins,
     docs/plugins.md), checked and cached per process."""
     if cfg.name in DATASETS:
@@ -126,7 +138,7 @@ def _generator(seed: int, stream: int) -> "torch.Generator":
     return torch.Generator().manual_seed(int(state))
 
 
-def load_data(cfg: "DataConfig", seed: int) -> Dataset:
+def load_data(cfg: DataSettings, seed: int) -> Dataset:
     """Load ``cfg.name`` and apply subsampling, the validation split and label noise, all seeded by ``seed``."""
     import torch
 

@@ -3,6 +3,8 @@
 * :mod:`sdd_opt.report.data` -- what the figures read from a study (trials, curves, hovers);
 * :mod:`sdd_opt.report.figures` -- interactive plotly figures (Pareto fronts, curves, importances,
   hypervolume), shared by the HTML report and the dashboard;
-* :mod:`sdd_opt.report.html` -- ``sdd-opt report NAME --out report.html``;
-* :mod:`sdd_opt.report.commands` -- the ``report`` and ``study curves`` commands.
+* :mod:`sdd_opt.report.html` -- the self-contained HTML report (``sdd-opt report NAME``);
+* :mod:`sdd_opt.report.dashboard` -- optuna-dashboard with the SDD plots.
+
+Their commands live in :mod:`sdd_opt.cli.report` and :mod:`sdd_opt.cli.study` (``dashboard``).
 """

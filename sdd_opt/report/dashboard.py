@@ -38,7 +38,6 @@ from typing import Callable, Optional
 
 logger = logging.getLogger(__name__)
 
-PLOT_IDS = ("sdd-pareto-front", "sdd-hypervolume", "sdd-curves")  # shown as #user-defined-plot:<id>
 _STUDY_DETAIL = re.compile(r"^/api/studies/(\d+)/?$")
 _IMPORTANCES = re.compile(r"^/api/studies/(\d+)/param_importances/?$")
 FRONT_HEIGHT = 560  # px: the all-levels front spans the page's width above everything else
@@ -166,7 +165,8 @@ class SddPlots:
         data = json.loads(body)
         figures = extra["plots"]
         mine = [{"id": pid, "graph_object": fig} for pid, fig in figures.items()]
-        data["plotly_graph_objects"] = mine + [g for g in data.get("plotly_graph_objects", []) if g["id"] not in figures]
+        theirs = [g for g in data.get("plotly_graph_objects", []) if g["id"] not in figures]
+        data["plotly_graph_objects"] = mine + theirs
         if extra.get("best_trials") is not None:
             data["best_trials"] = extra["best_trials"]
         applied = self.applied(study_id)
@@ -292,8 +292,8 @@ def serve(storage_url: Optional[str], artifacts: Optional[str], host: str = "127
         def log_message(self, *args):  # the browser polls every few seconds: no access log
             pass
 
-    from sdd_opt.dbcheck import check_sqlite_file
     from sdd_opt.study.storage import resolve_url
+    from sdd_opt.study.storage.dbcheck import check_sqlite_file
 
     check_sqlite_file(resolve_url(storage_url), must_exist=True)  # writes nothing, takes no port
     try:  # then the port: a busy one must fail before the storage is opened or artifacts/ made

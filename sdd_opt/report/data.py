@@ -88,7 +88,8 @@ def hover_text(t: FrozenTrial, spec: Optional[StudySpec] = None, level: Optional
     if rec.selected_level is not None:
         lines.append(f"selected level {rec.selected_level}, test acc {fmt(rec.test_acc)}")
     if "sdd_gap" in rec.sdd:
-        lines.append("SDD (val): " + ", ".join(f"{k.replace('_acc', '')} {fmt(rec.sdd.get(k))}" for k in SDD_HOVER_KEYS))
+        lines.append("SDD (val): " + ", ".join(f"{k.replace('_acc', '')} {fmt(rec.sdd.get(k))}"
+                                               for k in SDD_HOVER_KEYS))
     if spec is not None:
         from sdd_opt.study.applied import applied_values, value_text
 

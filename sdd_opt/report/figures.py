@@ -15,8 +15,16 @@ import optuna
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial
 
-from sdd_opt.plots import (METRIC_LABELS, REMEDIES, REMEDY_LABELS, l2_range, log_ticks, percent_ticks,
-                           remaining_percent, remedy_color)
+from sdd_opt.plots import (
+    METRIC_LABELS,
+    REMEDIES,
+    REMEDY_LABELS,
+    l2_range,
+    log_ticks,
+    percent_ticks,
+    remaining_percent,
+    remedy_color,
+)
 from sdd_opt.report.data import complete, fmt, hover_text, remedy, trial_l2
 from sdd_opt.study.record import TrialRecord, is_feasible
 from sdd_opt.study.spec import StudySpec
@@ -212,7 +220,8 @@ def curves_figure(study: optuna.Study, spec: Optional[StudySpec] = None,
             texts = [f"<b>trial {t.number}</b> · {rem} · ℓ2 {fmt(l2)}" + (" · Pareto front" if on_front else "")
                      + ("" if is_feasible(t) else " · infeasible")
                      + f"<br>level {i}: {metric} {fmt(y)}, sparsity {fmt(r['sparsity'])}"
-                     f"<br>SDD gap (val) {fmt(TrialRecord.from_trial(t).metric('sdd_gap'))}" for i, (r, y) in enumerate(zip(rows, ys))]
+                     f"<br>SDD gap (val) {fmt(TrialRecord.from_trial(t).metric('sdd_gap'))}"
+                     for i, (r, y) in enumerate(zip(rows, ys))]
             fig.add_trace(go.Scatter(
                 x=remaining_percent(r["sparsity"] for r in rows), y=ys, mode="lines+markers",
                 name=f"trial {t.number}", legendgroup=rem, showlegend=False,
@@ -320,13 +329,15 @@ def sdd_gap_figure(study: optuna.Study, spec: StudySpec, title: str = "SDD gap v
             y=[TrialRecord.from_trial(t).metric("sdd_gap") for t in group], mode="markers", name=REMEDY_LABELS[rem],
             text=[hover_text(t, spec) for t in group], hovertemplate=_HOVER,
             marker={"size": 10, "color": [remedy_color(rem, trial_l2(t), span) for t in group],
-                    "symbol": ["circle" if is_feasible(t) else "x" for t in group], "line": {"color": "white", "width": 0.5}}))
+                    "symbol": ["circle" if is_feasible(t) else "x" for t in group],
+                    "line": {"color": "white", "width": 0.5}}))
     nice = log_ticks([trial_l2(t) for t in trials if trial_l2(t) > 0] or list(span), min_ticks=3)
     ticks = [zero_x] + [math.log10(v) for v in nice]
     labels = ["0"] + [f"{v:g}" for v in nice]
     for c in spec.file.constraints:
         if c.metric == "sdd_gap" and c.max is not None:
-            fig.add_hline(y=c.max, line={"dash": "dash", "color": "#c0392b"}, annotation_text=f"constraint: gap ≤ {c.max:g}")
+            fig.add_hline(y=c.max, line={"dash": "dash", "color": "#c0392b"}, annotation_text="constraint: gap ≤ "
+                                                                                              f"{c.max:g}")
     return _layout(fig, title, height=400, xaxis={"title": {"text": "ℓ2 weight of the student (log scale; 0 = none)"},
                                                   "tickvals": ticks, "ticktext": labels},
                    yaxis={"title": {"text": "SDD gap of the validation curve (peak − dip)"}})

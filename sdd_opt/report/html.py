@@ -153,8 +153,8 @@ def _settings(study: optuna.Study, spec: StudySpec, storage_url: str) -> str:
 
     f = spec.file
     s = f.sampler
-    sampler = spec.sampler_name + "".join(f", {k} {v}" for k, v in (("seed", s.seed), ("population", s.population_size),
-                                                                     ("startup trials", s.n_startup_trials)) if v is not None)
+    settings = (("seed", s.seed), ("population", s.population_size), ("startup trials", s.n_startup_trials))
+    sampler = spec.sampler_name + "".join(f", {k} {v}" for k, v in settings if v is not None)
     cons = "; ".join(f"{c.metric} ≤ {c.max:g}" if c.max is not None else f"{c.metric} ≥ {c.min:g}"
                      for c in f.constraints) or "none"
     rows = [
@@ -163,7 +163,8 @@ def _settings(study: optuna.Study, spec: StudySpec, storage_url: str) -> str:
         ("study file", f"<code>{_e(spec.source)}</code>"),
         ("storage", f"<code>{_e(masked(storage_url) if storage_url else '–')}</code>"),
         ("objectives", ", ".join(f"{_e(m)} ({_e(d)})" for m, d in zip(spec.metric_names, spec.directions))),
-        ("selected level", _e(f"rule '{f.select.rule}'" + (f", epsilon {f.select.epsilon:g}" if f.select.rule == "within" else ""))),
+        ("selected level", _e(f"rule '{f.select.rule}'" + (f", epsilon {spec.base.analysis.epsilon:g}"
+                                                if f.select.rule == "within" else ""))),
         ("constraints", _e(cons) + (" (values ≤ 0 are feasible)" if f.constraints else "")),
         ("seeds per trial", _e(f.repeats)),
         ("collapse floor", _e(f.collapse_floor if f.collapse_floor is not None else "–")),
@@ -193,7 +194,8 @@ def _settings(study: optuna.Study, spec: StudySpec, storage_url: str) -> str:
             f'<h3>Search space</h3>{space or "<p class=note>(nothing searched: the base config only)</p>"}'
             f"<h3>Reproduce</h3><pre>{_e(repro)}</pre>"
             f"<details><summary>base run config</summary><pre>{_e(base)}</pre></details>"
-            + (f"<details><summary>software versions (first trial)</summary><pre>{_e(json.dumps(versions, indent=1))}</pre></details>"
+            + ("<details><summary>software versions (first "
+               f"trial)</summary><pre>{_e(json.dumps(versions, indent=1))}</pre></details>"
                if versions else "") + "</section>")
 
 
@@ -256,7 +258,8 @@ def _front_sections(study: optuna.Study, spec: StudySpec, front, lvl, storage_ur
                  f"sparsity. <code>{_e(rp.pareto_command(spec, storage_url, levels=True))}</code>, "
                  f"<code>{_e(rp.export_command(spec, storage_url, levels=True))}</code>.</p>"
                  f'<div class="plot">{_plot(F.levels_figure(study, spec, lvl), "plot-levels")}</div>'
-                 f"<details><summary>table ({len(lvl)} points)</summary>{table_html(lvl, 'levels-table', feasible_col=None)}"
+                 f"<details><summary>table ({len(lvl)} "
+                 f"points)</summary>{table_html(lvl, 'levels-table', feasible_col=None)}"
                  f"</details></section>")
     return parts
 
@@ -308,7 +311,8 @@ def _hypervolume_section(hist, spec: StudySpec) -> str:
     return (f'<section id="hypervolume"><h2>Hypervolume against epochs paid</h2>'
             f'<p class="note">The best value so far of the search measure after each complete trial: the front '
             f"of every level of the feasible trials, selected on validation accuracy, measured with test accuracy "
-            f"over decades of weights removed, from the collapse floor (or chance) and the dense model.</p>{body}</section>")
+            f"over decades of weights removed, from the collapse floor (or chance) and the dense model.</p>"
+            f"{body}</section>")
 
 
 def _page(spec: StudySpec, now: _dt.datetime, kpi_html: str, parts: list[str], front) -> str:
@@ -358,10 +362,12 @@ def build_report(study: optuna.Study, spec: StudySpec, storage_url: str = "", *,
         kpis.append((f"{hv:.4f}", "hypervolume"))
     kpi_html = "".join(f'<div class="kpi"><b>{_e(v)}</b><span>{_e(k)}</span></div>' for v, k in kpis)
 
-    parts = [_settings(study, spec, storage_url), *_front_sections(study, spec, front, lvl, storage_url or "URL"),
-             _curves_section(study, spec, done, front_numbers, storage_url or "URL"), _importance_section(study, spec),
+    url = storage_url or "URL"
+    parts = [_settings(study, spec, storage_url), *_front_sections(study, spec, front, lvl, url),
+             _curves_section(study, spec, done, front_numbers, url), _importance_section(study, spec),
              _hypervolume_section(hist, spec),
-             f'<section id="trials"><h2>All trials</h2>{table_html(_trials_table(study, spec), "trials-table")}</section>']
+             '<section id="trials"><h2>All '
+             f'trials</h2>{table_html(_trials_table(study, spec), "trials-table")}</section>']
     if trial_figures and front_numbers:
         parts.append(f'<section id="trial-curves"><h2>Curves of the Pareto-optimal trials</h2>'
                      f'<p class="note">Train accuracy on the noisy labels, validation and test accuracy; dip and peak '

@@ -45,7 +45,8 @@ def _replayed_note(trial: optuna.trial.FrozenTrial) -> str:
             "the re-run trains this config and gives its own curve\n")
 
 
-def export_front(study: optuna.Study, spec: StudySpec, out: Path, fmt: str = "yaml", levels: bool = False) -> pd.DataFrame:
+def export_front(study: optuna.Study, spec: StudySpec, out: Path, fmt: str = "yaml",
+                 levels: bool = False) -> pd.DataFrame:
     """Write one config per Pareto-optimal trial (or level) plus ``front.csv``; returns the table."""
     table = levels_front(study, spec) if levels else front_table(study, spec)
     if table.empty:

@@ -1,18 +1,15 @@
 """The grid sampler's search space: every value of each gridded parameter.
 
 Apart from ``space`` (which samples) so that ``spec`` can check a grid study while it parses the
-study file without importing the sampling code (that import went both ways).
+study file without importing the sampling code.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sdd_opt.errors import UserError
-from sdd_opt.study.params import off_name
-
-if TYPE_CHECKING:
-    from sdd_opt.study.spec import Param
+from sdd_opt.study.params import Param, off_name
 
 
 def grid_of(space: dict[str, Param], source: str = "study") -> dict[str, list[Any]]:

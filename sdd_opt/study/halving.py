@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
-from sdd_opt.study.pareto import Measure, decades
+from sdd_opt.study.measure import Measure, decades
 
 
 def rung_score(rows: Sequence[dict], rung_sparsity: float, measure: Measure) -> float:
@@ -67,7 +67,7 @@ class Halving:
 
 def make_halving(spec) -> Optional[Halving]:
     """The study file's ``successive_halving`` rule, or None when it has none."""
-    from sdd_opt.study.pareto import measure_of
+    from sdd_opt.study.measure import measure_of
 
     h = spec.file.successive_halving
     if h is None:

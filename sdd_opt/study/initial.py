@@ -19,18 +19,30 @@ through the same conversion, filling unnamed keys from the base config instead.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Protocol
 
-from sdd_opt.config import get_dotted, set_dotted
+from sdd_opt.config import RunConfig, get_dotted, set_dotted
 from sdd_opt.errors import UserError
-from sdd_opt.study.params import encode_zeroable
+from sdd_opt.study.params import Param, encode_zeroable
 
 if TYPE_CHECKING:
     import optuna
 
-    from sdd_opt.study.spec import Param, StudySpec
-
 ENQUEUED_ATTR = "sdd_opt.initial_enqueued"
+
+
+class StudySpec(Protocol):
+    """What this module reads of a parsed study (``spec.StudySpec``, which checks its points here)."""
+
+    base: RunConfig
+    source: str
+    file: Any  # spec.StudyFile: its initial_trials
+
+    @property
+    def search_space(self) -> dict[str, Param]: ...
+
+    @property
+    def sampling_order(self) -> list[str]: ...
 
 
 def centre(param: "Param", base_value: Any = None) -> Any:

@@ -24,16 +24,15 @@ import optuna
 from optuna.trial import TrialState
 
 from sdd_opt.config import RunConfig
-from sdd_opt.curve import select_level, sdd_metrics
+from sdd_opt.curve import sdd_metrics, select_level
 from sdd_opt.errors import DivergedError, UserError
 from sdd_opt.provenance import versions
-from sdd_opt.study._optuna_compat import trial_id_of
 from sdd_opt.study.halving import make_halving
-from sdd_opt.study.pareto import measure_of
-from sdd_opt.study.record import TrialRecord, seed_curve_key
+from sdd_opt.study.measure import measure_of
+from sdd_opt.study.record import TrialRecord, record_failure, seed_curve_key
+from sdd_opt.study.signals import interrupt_reason
 from sdd_opt.study.space import suggest_config
 from sdd_opt.study.spec import StudySpec
-
 
 TEACHER_CACHE_DEFAULT = "storage/teachers"
 
@@ -108,9 +107,9 @@ def _write_csv(rows: list[dict], path: Path) -> Path:
 class Objective:
     """Callable for ``study.optimize``; see the module docstring for what a trial records."""
 
-    def __init__(self, spec: StudySpec, artifacts_dir: Path, *, budget: Optional[int] = None,
-                 device: Optional[str] = None, threads: Optional[int] = None, progress: bool = False,
-                 log: Callable[[str], None] = print, store=None):
+    def __init__(self, spec: StudySpec, artifacts_dir: Path, *, device: Optional[str] = None,
+                 threads: Optional[int] = None, progress: bool = False, log: Callable[[str], None] = print,
+                 run_curve: Optional[Callable] = None, store=None):
         from sdd_opt.study.front_models import Sweeper
         from sdd_opt.study.storage import artifact_store, runs_dir
 
@@ -118,38 +117,36 @@ class Objective:
         self.store = store if store is not None else artifact_store(artifacts_dir)
         self.sweeper = Sweeper(self.store, log=log)
         self.runs = runs_dir(artifacts_dir)
-        self.budget = budget
+        self.run_curve = run_curve  # None: sdd_opt.imp.run_curve (imported when a trial runs)
         self.device = device
         self.threads = threads
         self.progress = progress
         self.log = log
         self.halving = make_halving(spec)
-        self.last_trial_id: Optional[int] = None
 
-    def _check_budget(self, trial: optuna.Trial) -> None:
+    def _check_budget(self, trial: optuna.Trial, budget: Optional[int]) -> None:
         """With many workers, give up a trial that would overshoot the study's total budget."""
-        if not self.budget:
+        if not budget:
             return
         trials = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
         ahead = sum(1 for t in trials if t.state == TrialState.COMPLETE
                     or (t.state == TrialState.RUNNING and t.number < trial.number))
-        if ahead >= self.budget:
-            trial.set_user_attr("fail_reason", "study budget already reached by other workers")
+        if ahead >= budget:
+            record_failure(trial, "study budget already reached by other workers")
             raise optuna.TrialPruned("study budget already reached")
 
-    def __call__(self, trial: optuna.Trial) -> tuple[float, ...] | float:
-        self.last_trial_id = trial_id_of(trial)
+    def __call__(self, trial: optuna.Trial, budget: Optional[int] = None) -> tuple[float, ...] | float:
+        """Run one trial; ``budget``: the study's complete trials wanted (None: no limit)."""
         self.sweep_weights(trial.study)
         try:
-            return self._run(trial)
+            return self._run(trial, budget)
         except optuna.TrialPruned:
             raise
         except KeyboardInterrupt as exc:
-            trial.set_user_attr("fail_reason", f"interrupted ({'SIGTERM' if 'signal' in str(exc) else 'Ctrl-C'})")
+            record_failure(trial, interrupt_reason(exc), interrupted=True)
             raise
         except Exception as exc:
-            if "fail_reason" not in trial.user_attrs:
-                trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
+            record_failure(trial, f"{type(exc).__name__}: {exc}", keep=True)
             raise
 
     def sweep_weights(self, study: optuna.Study) -> None:
@@ -162,13 +159,13 @@ class Objective:
         except Exception as exc:
             self.log(f"warning: front weights not swept ({type(exc).__name__}: {exc})")
 
-    def _trial_config(self, trial: optuna.Trial) -> tuple[RunConfig, list[int]]:
+    def _trial_config(self, trial: optuna.Trial, budget: Optional[int]) -> tuple[RunConfig, list[int]]:
         """Sample the trial's config and record what defines it (config, seeds, versions, remedy)."""
-        self._check_budget(trial)
+        self._check_budget(trial, budget)
         try:
             cfg = suggest_config(trial, self.spec)
         except UserError as exc:
-            trial.set_user_attr("fail_reason", str(exc))
+            record_failure(trial, str(exc))
             raise TrialConfigError(str(exc)) from None
         if self.device:
             cfg.train.device = self.device
@@ -201,11 +198,13 @@ class Objective:
                  trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
         return self.halving.decide(rows, [p for p in peers if p])
 
-    def _run(self, trial: optuna.Trial) -> tuple[float, ...] | float:
+    def _run(self, trial: optuna.Trial, budget: Optional[int]) -> tuple[float, ...] | float:
         from sdd_opt.distill import teacher_config, teacher_origin
-        from sdd_opt.imp import read_curve, result_hash, run_curve
+        from sdd_opt.imp import run_curve as default_run_curve
+        from sdd_opt.rundir import read_curve, result_hash
 
-        cfg, seeds = self._trial_config(trial)
+        run_curve = self.run_curve or default_run_curve
+        cfg, seeds = self._trial_config(trial, budget)
         curves, run_dirs, stops, cost = [], [], [], []
         t0 = time.perf_counter()
         for seed in seeds:
@@ -230,7 +229,7 @@ class Objective:
                                     progress=self.progress, log=self._trial_log(trial, seed, len(seeds)),
                                     share_dir=self.runs.parent / "shared")
             except DivergedError as exc:
-                trial.set_user_attr("fail_reason", f"seed {seed}: {exc}")
+                record_failure(trial, f"seed {seed}: {exc}")
                 if keep == "all":  # a diverged run resumes to the same divergence: no staged level is needed
                     from sdd_opt.study.front_models import drop_staged
 
@@ -246,8 +245,7 @@ class Objective:
                          "teacher_epochs": teacher_config(run_cfg).train.epochs if origin == "trained" else 0})
         # What this trial actually trained, teachers included (curve_epochs counts the curve's levels,
         # reused ones too, and no teacher).
-        TrialRecord(cost=cost, epochs_trained=sum(c["epochs_trained"] + c["teacher_epochs"] for c in cost)).write(
-            trial, "cost", "epochs_trained")
+        TrialRecord.of_cost(cost).write(trial, "cost", "epochs_trained")
         out = self._report(trial, cfg, curves, seeds, stops, time.perf_counter() - t0)
         if self.store is not None:
             self._keep_weights(trial, Path(run_dirs[0]))
@@ -273,7 +271,7 @@ class Objective:
         a = cfg.analysis
         sdd = sdd_metrics(sp, val, a.sdd_threshold, a.epsilon).as_dict()
         sdd_test = sdd_metrics(sp, [r["test_acc"] for r in mean], a.sdd_threshold, a.epsilon).as_dict()
-        sel = select_level(val, sp, spec.file.select.rule, spec.file.select.epsilon)
+        sel = select_level(val, sp, spec.file.select.rule, a.epsilon)  # the study's one tolerance (spec)
         epochs = float(sum(sum(r["epochs"] for r in c) for c in curves))
         values = {"val_acc": val[sel], "sparsity": sp[sel], "sdd_gap": sdd["sdd_gap"], "curve_epochs": epochs,
                   "curve_hv": measure_of(spec).curve_hypervolume(mean)}

@@ -8,14 +8,13 @@ denser than the selected-point front, since one curve contributes several points
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Optional
 
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from sdd_opt.study.measure import Measure, measure_of
 from sdd_opt.study.record import TrialRecord, is_feasible
 from sdd_opt.study.spec import StudySpec
 
@@ -93,86 +92,6 @@ def levels_front(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
     return _applied_columns(df)
 
 
-def hypervolume_2d(points: list[tuple[float, float]], ref: tuple[float, float] = (0.0, 0.0)) -> float:
-    """Area dominated by ``points`` (both maximized) above the reference point."""
-    pts = sorted({p for p in points if p[0] > ref[0] and p[1] > ref[1]}, key=lambda p: -p[0])
-    area, best_y = 0.0, ref[1]
-    for x, y in pts:  # sweep from the largest x down, adding the strip each new y adds
-        if y > best_y:
-            area += (x - ref[0]) * (y - best_y)
-            best_y = y
-    return area
-
-
-# ---------------------------------------------------------------------- the one search measure
-#
-# Every place that scores a search (``study status``, the report, the dashboard, the benchmarks)
-# uses this measure, so that "sampler A beats sampler B" means the same thing everywhere:
-#
-# * the front is over **every level of every trial** (a curve is many candidate models);
-# * points are **selected on validation accuracy** (what a user can see), and the area is
-#   measured with their **test accuracy** (what they would get): no winner's curse;
-# * the sparsity axis is **decades of weights removed**, -log10(1 - sparsity): 90 % -> 1,
-#   99 % -> 2, so going from 95 % to 99 % (5x fewer weights) counts as much as it should;
-# * the reference point is what a user would call worthless: the collapse floor (or chance
-#   accuracy when the study has none) and the dense model (0 decades).
-
-MAX_DECADES = 6.0  # 99.9999 % sparsity: keeps a fully pruned level finite
-
-
-def decades(sparsity: float) -> float:
-    """Decades of weights removed: -log10(remaining fraction)."""
-    return min(MAX_DECADES, -math.log10(max(1.0 - float(sparsity), 10.0 ** -MAX_DECADES)))
-
-
-@dataclass(frozen=True)
-class Measure:
-    """Reference point of the search measure: accuracy floor and the dense model's 0 decades."""
-
-    ref_acc: float
-    ref_decades: float = 0.0
-
-    def curve_points(self, rows) -> list[tuple[float, float, float]]:
-        """(val_acc, decades, test_acc) of each level row (NaN accuracies dropped)."""
-        out = []
-        for r in rows:
-            v, t = float(r["val_acc"]), float(r.get("test_acc", float("nan")))
-            if not math.isnan(v):
-                out.append((v, decades(r["sparsity"]), t))
-        return out
-
-    def front(self, points: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
-        """Points not dominated in (val_acc, decades)."""
-        pts = sorted(set(points), key=lambda p: (-p[1], -p[0]))
-        keep, best_v = [], -math.inf
-        for p in pts:  # from the sparsest down: keep a point only if it beats every sparser one
-            if p[0] > best_v:
-                keep.append(p)
-                best_v = p[0]
-        return keep
-
-    def hypervolume(self, points: list[tuple[float, float, float]], accuracy: str = "test") -> float:
-        """HV of the validation-selected front, with test (default) or validation accuracy."""
-        i = 2 if accuracy == "test" else 0
-        return hypervolume_2d([(p[i], p[1]) for p in self.front(points) if not math.isnan(p[i])],
-                              (self.ref_acc, self.ref_decades))
-
-    def curve_hypervolume(self, rows) -> float:
-        """One curve's own HV on validation accuracy: the score a sampler may learn from."""
-        return self.hypervolume(self.curve_points(rows), accuracy="val")
-
-
-def measure_of(spec: StudySpec) -> Measure:
-    """The study's reference point: its collapse floor, else chance accuracy of its dataset."""
-    floor = spec.file.collapse_floor
-    if floor is None:
-        from sdd_opt.data import SHAPES
-
-        shape = SHAPES.get(spec.base.data.name)
-        floor = 1.0 / shape[1] if shape else 0.0
-    return Measure(ref_acc=float(floor))
-
-
 def trial_points(t: optuna.trial.FrozenTrial, measure: Measure) -> list[tuple[float, float, float]]:
     return measure.curve_points(TrialRecord.from_trial(t).curve)
 
@@ -185,22 +104,21 @@ def hypervolume(study: optuna.Study, spec: StudySpec, trials: Optional[list] = N
     return measure.hypervolume(points) if points else None
 
 
-def trial_cost(t: optuna.trial.FrozenTrial) -> float:
-    """Epochs a complete trial made the search pay: what it trained, teachers included (levels
-    reused from an earlier identical trial are free); older records fall back to the curve's epochs."""
-    rec = TrialRecord.from_trial(t)
-    return float(rec.epochs_trained if rec.epochs_trained is not None else (rec.curve_epochs or 0.0))
-
-
 def hypervolume_history(study: optuna.Study, spec: StudySpec) -> pd.DataFrame:
     """The search measure after each complete trial (by trial number), and the epochs paid so far."""
     done = sorted(complete_trials(study), key=lambda t: t.number)
     measure = measure_of(spec)
     rows, epochs, front = [], 0.0, []
     for i, t in enumerate(done):
-        epochs += trial_cost(t)
+        epochs += TrialRecord.from_trial(t).paid_epochs
         if is_feasible(t):
             front = measure.front(front + trial_points(t, measure))
         rows.append({"trials": i + 1, "trial": t.number, "epochs": epochs,
                      "hypervolume": measure.hypervolume(front) if front else None})
     return pd.DataFrame(rows)
+
+
+def front_of_levels(spec) -> bool:
+    """A study whose objectives are not (val_acc, sparsity) -- e.g. ``curve_hv`` -- shows its front over
+    all levels: the selected-point front of one objective would be a single trial."""
+    return not {"val_acc", "sparsity"} <= set(spec.metric_names)

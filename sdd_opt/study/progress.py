@@ -53,10 +53,11 @@ class StudyProgress:
     def state(self) -> dict:
         """Trial counts, epochs done (finished trials and the running ones' finished levels), epochs per trial."""
         trials = self.study.get_trials(deepcopy=False)
-        by = {s: [t for t in trials if t.state == s] for s in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL)}
+        by = {s: [t for t in trials if t.state == s]
+              for s in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL)}
         records = [TrialRecord.from_trial(t) for t in by[TrialState.COMPLETE]]
         spent = [r.curve_epochs or 0.0 for r in records]
-        trained = sum(r.curve_epochs or 0.0 if r.epochs_trained is None else r.epochs_trained for r in records)
+        trained = sum(r.paid_epochs for r in records)
         seeds = [seed_curve_key(self.spec.base.seed + i) for i in range(self.spec.file.repeats)]
         running = [sum(float(r.get("epochs", 0)) for k in seeds for r in (t.user_attrs.get(k) or []))
                    for t in by[TrialState.RUNNING]]
@@ -96,6 +97,7 @@ class StudyProgress:
         if len(rows) > max_points:  # the densest and sparsest points, and evenly spread ones between
             step = (len(rows) - 1) / (max_points - 1)
             rows = [rows[round(i * step)] for i in range(max_points)]
-        pts = " | ".join(f"{r['val_acc']:.3f} @ {100 * r['sparsity']:.1f}% {r.get('remedy', '')} #{r['trial']}" for r in rows)
+        pts = " | ".join(f"{r['val_acc']:.3f} @ {100 * r['sparsity']:.1f}% {r.get('remedy', '')} #{r['trial']}"
+                         for r in rows)
         return f"front so far (val acc @ sparsity): {pts}"
 

@@ -16,10 +16,14 @@ that name), ``epochs_trained`` (what this trial actually trained: reused levels 
 teachers included), ``cost`` (per seed: levels reused / trained, epochs trained, teacher origin and epochs),
 ``stopped_early``, ``stop_reason``, ``constraints`` (values <= 0 are feasible), ``seconds``,
 ``plugins`` (only with a plug-in model or dataset: its import path, file, version and source hash) and,
-when it fails, ``fail_reason``; ``applied``: the searched keys that applied to the trial (a key
+when it fails, ``fail_reason`` (and ``interrupted``: true when Ctrl-C or SIGTERM stopped it, so it
+is queued again); ``applied``: the searched keys that applied to the trial (a key
 drawn with ``sample_always`` whose ``when`` does not hold is not in it; records without it derive
 it, see :mod:`sdd_opt.study.applied`). ``weights`` (level -> artifact id of the front levels' weights
 it kept) belongs to :mod:`sdd_opt.study.front_models`.
+A seed's ``cost`` entry keeps its stored key ``epochs_trained`` for the epochs of
+the levels it trained (no teacher); the trial's ``epochs_trained`` adds the teachers, and
+:attr:`TrialRecord.paid_epochs` is what the search paid for the trial.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ class TrialRecord:
     fail_reason: Optional[str] = None
     applied: Optional[list[str]] = None
     plugins: Optional[dict] = None  # plug-in models/datasets: import path, file, version, source hash
+    interrupted: Optional[bool] = None  # True: stopped by Ctrl-C / SIGTERM (queued again); unset otherwise
     version: int = SCHEMA_VERSION
 
     # ------------------------------------------------------------------ reading
@@ -94,6 +99,12 @@ class TrialRecord:
     def from_trial(cls, trial: FrozenTrial) -> "TrialRecord":
         return cls.from_user_attrs(trial.user_attrs)
 
+    @property
+    def paid_epochs(self) -> float:
+        """Epochs a complete trial made the search pay: what it trained, teachers included (levels
+        reused from an earlier identical trial are free); older records fall back to the curve's epochs."""
+        return float(self.epochs_trained if self.epochs_trained is not None else (self.curve_epochs or 0.0))
+
     def metric(self, name: str, default: Any = None) -> Any:
         """An objective or SDD number by name (``val_acc``, ``sdd_gap``, ``curve_epochs``...); the
         metric names of studies stored before a rename (``epochs``) are read too."""
@@ -104,6 +115,12 @@ class TrialRecord:
         return default if value is None else value
 
     # ------------------------------------------------------------------ writing
+    @classmethod
+    def of_cost(cls, cost: list[dict]) -> "TrialRecord":
+        """The record of what a trial trained: per seed (``cost``) and in all (``epochs_trained``,
+        the seeds' level epochs plus the teachers they trained)."""
+        return cls(cost=cost, epochs_trained=sum(c["epochs_trained"] + c["teacher_epochs"] for c in cost))
+
     def to_user_attrs(self, *names: str) -> dict[str, Any]:
         """The attrs for the named fields (all set fields when none are named), with the version."""
         names = names or tuple(f.name for f in dataclasses.fields(self) if f.name != "version")
@@ -129,6 +146,20 @@ class TrialRecord:
         """Store the named fields on a running ``optuna.Trial`` (one user attr each)."""
         for key, value in self.to_user_attrs(*names).items():
             trial.set_user_attr(key, value)
+
+
+def failure_attrs(reason: str, *, interrupted: bool = False) -> dict[str, Any]:
+    """The user attrs that say why a trial failed, and whether an interrupt (not an error) stopped it."""
+    rec = TrialRecord(fail_reason=reason, interrupted=True if interrupted else None)
+    return {k: v for k, v in rec.to_user_attrs("fail_reason", "interrupted").items() if k != VERSION_KEY}
+
+
+def record_failure(trial, reason: str, *, interrupted: bool = False, keep: bool = False) -> None:
+    """Say on a running ``optuna.Trial`` why it fails; ``keep``: not over a reason already stored."""
+    if keep and TrialRecord.from_user_attrs(trial.user_attrs).fail_reason is not None:
+        return
+    for key, value in failure_attrs(reason, interrupted=interrupted).items():
+        trial.set_user_attr(key, value)
 
 
 # ---------------------------------------------------------------------- feasibility

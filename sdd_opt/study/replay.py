@@ -35,7 +35,7 @@ import optuna
 from sdd_opt.config import RunConfig, get_dotted
 from sdd_opt.errors import UserError
 from sdd_opt.study.objective import Objective
-from sdd_opt.study.record import TrialRecord, seed_curve_key
+from sdd_opt.study.record import TrialRecord
 from sdd_opt.study.spec import StudySpec
 
 LEVEL_COLUMNS = ("level", "sparsity", "train_acc", "val_acc", "test_acc", "epochs")
@@ -152,15 +152,13 @@ def levels_for(rows: list[dict], cfg: RunConfig) -> list[dict]:
 class ReplayObjective(Objective):
     """:class:`Objective` whose curves come from a :class:`CurveTable` (no training, no artifacts)."""
 
-    def __init__(self, spec: StudySpec, table: CurveTable, *, budget: Optional[int] = None,
-                 log: Callable[[str], None] = print):
+    def __init__(self, spec: StudySpec, table: CurveTable, *, log: Callable[[str], None] = print):
         from sdd_opt.study.halving import make_halving
 
-        self.spec, self.table, self.budget, self.log = spec, table, budget, log
-        self.store = self.runs = self.device = self.threads = None
+        self.spec, self.table, self.log = spec, table, log
+        self.store = self.runs = self.device = self.threads = self.run_curve = None
         self.progress = False
         self.halving = make_halving(spec)
-        self.last_trial_id: Optional[int] = None
         self._trained: Optional[dict[str, int]] = None   # result hash -> levels trained so far
         self._teachers: Optional[set[str]] = None
         self._dense: Optional[set[str]] = None             # dense levels trained (shared across schedules)
@@ -175,13 +173,13 @@ class ReplayObjective(Objective):
             self._teachers.update(info.get("teachers") or [])
             self._dense.update(info.get("dense") or [])
 
-    def _run(self, trial: optuna.Trial) -> tuple[float, ...] | float:
+    def _run(self, trial: optuna.Trial, budget: Optional[int]) -> tuple[float, ...] | float:
         from sdd_opt.distill import teacher_config, teacher_key
-        from sdd_opt.imp import dense_key, prefix_key
+        from sdd_opt.sharing import dense_key, prefix_key
 
         if self._trained is None:
             self._load_state(trial.study)
-        cfg, seeds = self._trial_config(trial)
+        cfg, seeds = self._trial_config(trial, budget)
         point, dist = self.table.snap(cfg, {k for k, p in self.spec.search_space.items() if p.log})
         curves, stops, cost, trained = [], [], [], {}
         teachers, dense = [], []
@@ -219,6 +217,5 @@ class ReplayObjective(Objective):
         trial.set_user_attr("replay", {"table": Path(self.table.path).name, "point": point,
                                        "distance": round(dist, 4), "trained": trained, "teachers": teachers,
                                        "dense": dense})
-        TrialRecord(cost=cost, epochs_trained=sum(c["epochs_trained"] + c["teacher_epochs"] for c in cost)).write(
-            trial, "cost", "epochs_trained")
+        TrialRecord.of_cost(cost).write(trial, "cost", "epochs_trained")
         return self._report(trial, cfg, curves, seeds, stops, 0.0)

@@ -21,11 +21,12 @@ from optuna.trial import TrialState
 from sdd_opt import plugins
 from sdd_opt.errors import DivergedError, UserError
 from sdd_opt.renamed import rename_identity
-from sdd_opt.study._optuna_compat import is_heartbeat_enabled, storage_of
+from sdd_opt.study._optuna_compat import is_heartbeat_enabled, storage_of, trial_id_of
 from sdd_opt.study.initial import enqueue_initial
 from sdd_opt.study.objective import Objective, TrialConfigError
+from sdd_opt.study.record import TrialRecord, failure_attrs
 from sdd_opt.study.sampler import make_sampler
-from sdd_opt.study.signals import Terminated, sigterm_as_interrupt, signals_deferred
+from sdd_opt.study.signals import Terminated, interrupt_reason, signals_deferred, sigterm_as_interrupt
 from sdd_opt.study.spec import StudySpec
 
 SPEC_ATTR = "sdd_opt.spec"
@@ -49,7 +50,7 @@ def study_note(spec: StudySpec, storage_url: str, how=None) -> str:
     return (
         f"# {spec.name}\n\n{spec.file.description}\n\n"
         f"* objectives: {', '.join(f'{m} ({d})' for m, d in zip(spec.metric_names, spec.directions))}\n"
-        f"* select rule: {spec.file.select.rule} (epsilon {spec.file.select.epsilon}); repeats: {spec.file.repeats}\n"
+        f"* select rule: {spec.file.select.rule} (epsilon {spec.base.analysis.epsilon}); repeats: {spec.file.repeats}\n"
         f"* sampler: {spec.sampler_name}, seed {spec.file.sampler.seed}\n\n"
         f"Reproduce: `{rp.run_command(spec, storage_url, how)}`\n\n"
         f"Export the front: `{rp.export_command(spec, storage_url)}`\n\n"
@@ -90,7 +91,8 @@ def create_or_resume(spec: StudySpec, storage, storage_url: str = "", *, create_
             raise UserError(f"study {spec.name!r} is stored with a different {', '.join(changed)}; "
                             f"use --name for a new study (refusing to mix trials)")
         if create_only:
-            raise UserError(f"study {spec.name!r} already exists (with the same settings); use 'study run' to resume it")
+            raise UserError(f"study {spec.name!r} already exists (with the same settings); use 'study run' to resume "
+                            "it")
         plugins.check_study(existing, spec)
         if how is not None and remember(existing, how):
             _save_note(existing, study_note(spec, storage_url, stored_how(existing, spec)))
@@ -138,7 +140,6 @@ class WorkResult:
     ran: int = 0
     completed: int = 0
     failed: int = 0
-    requeued: int = 0
     stop: str = ""
 
 
@@ -156,7 +157,7 @@ def _clean_up_interrupted(study: optuna.Study, trial_ids: list[int], why: str, l
     The re-queued copy has the same parameters, so the next worker (or the same command run
     again) resumes its run directory at the last finished level. Returns how many were queued.
     """
-    from sdd_opt.study.requeue import requeue
+    from sdd_opt.study.storage.requeue import requeue
 
     storage = storage_of(study)
     queued = 0
@@ -164,15 +165,16 @@ def _clean_up_interrupted(study: optuna.Study, trial_ids: list[int], why: str, l
         try:
             t = storage.get_trial(tid)
             if t.state == TrialState.RUNNING:
-                if "fail_reason" not in t.user_attrs:
-                    storage.set_trial_user_attr(tid, "fail_reason", why)
+                if TrialRecord.from_trial(t).fail_reason is None:
+                    for key, value in failure_attrs(why, interrupted=True).items():
+                        storage.set_trial_user_attr(tid, key, value)
                 storage.set_trial_state_values(tid, TrialState.FAIL)
                 t = storage.get_trial(tid)
-            if t.state != TrialState.FAIL or not str(t.user_attrs.get("fail_reason", "")).startswith("interrupted"):
+            record = TrialRecord.from_trial(t)
+            if t.state != TrialState.FAIL or not record.interrupted:
                 continue
-            levels = max((len(v) for k, v in t.user_attrs.items() if k.startswith("curve_seed") and isinstance(v, list)),
-                         default=0)
-            if requeue(study, t, t.user_attrs["fail_reason"], max_retry=None) is not None:
+            levels = max((len(rows) for rows in TrialRecord.from_trial(t).seed_curves.values()), default=0)
+            if requeue(study, t, record.fail_reason, max_retry=None) is not None:
                 queued += 1
                 log(f"trial {t.number} was {why} after {levels} finished level(s); it is queued again and "
                     f"resumes there on the next run")
@@ -183,15 +185,27 @@ def _clean_up_interrupted(study: optuna.Study, trial_ids: list[int], why: str, l
     return queued
 
 
-def _finished_elsewhere(study: optuna.Study, objective, exc: Exception, log: Callable[[str], None]) -> bool:
+class _TrialRun:
+    """``objective`` called with the study's budget, remembering the id of the trial it ran."""
+
+    def __init__(self, objective: Callable, budget: Optional[int]):
+        self.objective, self.budget, self.trial_id = objective, budget, None
+
+    def __call__(self, trial: optuna.Trial):
+        self.trial_id = trial_id_of(trial)
+        return self.objective(trial, budget=self.budget)
+
+
+def _finished_elsewhere(study: optuna.Study, trial_id: Optional[int], exc: Exception,
+                        log: Callable[[str], None]) -> bool:
     """Was this worker's trial failed by another worker while it ran (a late heartbeat)?
 
     Then its writes fail; the worker reports it and goes on, and the queued copy of the trial
     resumes from this run's checkpoint once the run directory's lock is free.
     """
-    if objective.last_trial_id is None or (isinstance(exc, ValueError) and "Cannot tell" not in str(exc)):
+    if trial_id is None or (isinstance(exc, ValueError) and "Cannot tell" not in str(exc)):
         return False
-    t = storage_of(study).get_trial(objective.last_trial_id)
+    t = storage_of(study).get_trial(trial_id)
     if not t.state.is_finished():
         return False
     log(f"trial {t.number} was marked {t.state.name.lower()} by another worker while it ran here (its heartbeat "
@@ -204,7 +218,6 @@ def _before_trial(study: optuna.Study, objective) -> None:
     not import here or its source changed since the study was created."""
     if getattr(objective, "spec", None) is not None:
         plugins.check_study(study, objective.spec)
-    objective.last_trial_id = None
 
 
 def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] = None,
@@ -217,10 +230,10 @@ def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] =
     leaves. Ctrl-C / SIGTERM fail the running trial with the reason, queue it again, and re-raise.
     ``on_trial`` is called before the first trial and after each one (the study's progress lines).
     """
-    from sdd_opt.study.faults import retrier_of
+    from sdd_opt.study.storage.faults import retrier_of
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # we report trials ourselves, without tracebacks
-    objective.budget = n_trials
+    run = _TrialRun(objective, n_trials)
     res = WorkResult()
     start = time.monotonic()
     consecutive_failures = 0
@@ -247,25 +260,26 @@ def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] =
                     _fail_stale(study)
                     continue
                 _before_trial(study, objective)
+                run.trial_id = None
                 mark = len(retrier.claimed_trials) if retrier else 0
                 in_trial = True
                 try:
-                    study.optimize(objective, n_trials=1, catch=(DivergedError, TrialConfigError), gc_after_trial=False)
+                    study.optimize(run, n_trials=1, catch=(DivergedError, TrialConfigError), gc_after_trial=False)
                 except (ValueError, optuna.exceptions.UpdateFinishedTrialError) as exc:
-                    if not _finished_elsewhere(study, objective, exc, log):
+                    if not _finished_elsewhere(study, run.trial_id, exc, log):
                         raise
                 in_trial = False
                 res.ran += 1
                 if on_trial:
                     on_trial()
-                last = storage.get_trial(objective.last_trial_id) if objective.last_trial_id is not None else None
+                last = storage.get_trial(run.trial_id) if run.trial_id is not None else None
                 if last is not None and last.state == TrialState.COMPLETE:
                     res.completed += 1
                     consecutive_failures = 0
                 elif last is not None and last.state == TrialState.FAIL:
                     res.failed += 1
                     consecutive_failures += 1
-                    log(f"trial {last.number} failed: {last.user_attrs.get('fail_reason', 'see the logs')}")
+                    log(f"trial {last.number} failed: {TrialRecord.from_trial(last).fail_reason or 'see the logs'}")
                     if consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
                         res.stop = f"{consecutive_failures} trials failed in a row; stopping this worker"
                         break
@@ -274,11 +288,10 @@ def work(study: optuna.Study, objective: Objective, *, n_trials: Optional[int] =
         res.stop = "terminated (SIGTERM)" if terminated else "interrupted (Ctrl-C)"
         if in_trial:
             ids = list(retrier.claimed_trials[mark:]) if retrier else []
-            if objective.last_trial_id is not None:
-                ids.append(objective.last_trial_id)
+            if run.trial_id is not None:
+                ids.append(run.trial_id)
             with signals_deferred():
-                res.requeued = _clean_up_interrupted(
-                    study, ids, f"interrupted ({'SIGTERM' if terminated else 'Ctrl-C'})", log)
+                _clean_up_interrupted(study, ids, interrupt_reason(exc), log)
         raise
     finally:
         try:

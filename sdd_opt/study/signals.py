@@ -7,17 +7,32 @@ are ignored while the interrupted trial is being written, so the record is never
 from __future__ import annotations
 
 import signal
+import threading
 from contextlib import contextmanager
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C: the running trial is failed with its reason, then we exit."""
+    """SIGTERM, handled like Ctrl-C: the running trial (or level) stops, then we exit 128 + ``signum``."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+def interrupt_reason(exc: BaseException) -> str:
+    """What a trial stopped by ``exc`` records as its ``fail_reason``."""
+    return f"interrupted ({'SIGTERM' if isinstance(exc, Terminated) else 'Ctrl-C'})"
 
 
 @contextmanager
 def sigterm_as_interrupt():
+    """While inside, SIGTERM (``kill``, a scheduler's time limit) raises :class:`Terminated` in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
     def handler(signum, frame):
-        raise Terminated(f"signal {signum}")
+        raise Terminated(signum)
 
     old = signal.signal(signal.SIGTERM, handler)
     # A worker started in the background by a non-interactive shell inherits SIGINT as *ignored*

@@ -1,7 +1,7 @@
 """Turning a search space into trial configs, with conditional parameters (grids: ``grid``).
 
-Parameters are sampled after the keys their ``when`` depends on; one whose ``when`` does not hold for the config built so
-far is not sampled at all, so Optuna never sees T or alpha for a trial without distillation --
+Parameters are sampled after the keys their ``when`` depends on; one whose ``when`` does not hold
+for the config built so far is not sampled at all, so Optuna never sees T or alpha for a trial without distillation --
 unless it says ``sample_always: true``: then every trial draws it (model-based samplers see the
 whole space, not the part common to all trials) and the config takes it only where it applies.
 A float with ``zero_below: x`` reads a sampled value below x as 0 (``none`` inside one range).

@@ -68,7 +68,8 @@ def test_synthetic_images_shape_and_labels():
 def test_synthetic_images_learnable_by_colour_means():
     # Nearest class-mean on the per-channel averages already separates the classes well.
     d = load_data(DataConfig(name="synthetic_images", noise=0.0, val_fraction=0.0), seed=0)
-    feat = lambda x: x.mean((2, 3))
+    def feat(x):
+        return x.mean((2, 3))
     means = torch.stack([feat(d.x_train[d.y_train == c]).mean(0) for c in range(10)])
     pred = torch.cdist(feat(d.x_test), means).argmin(1)
     assert (pred == d.y_test).float().mean() > 0.6

@@ -18,10 +18,10 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from sdd_opt.testing import run_cli
 
 from .conftest import tiny_study
 from .db import db_url, server_url, tracked_studies, unique_name  # noqa: F401  (db_url is a fixture)
-from sdd_opt.testing import run_cli
 
 HB = ["--heartbeat-interval", "1", "--grace-period", "3"]
 
@@ -324,7 +324,7 @@ def test_workers_through_the_grpc_proxy_complete_n_and_survive_a_kill(tmp_path, 
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "SDD_OPT_STORAGE": url}
         serve_log = open(tmp_path / "serve.log", "w")
         server = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from sdd_opt.study.commands import storage; storage(sys.argv[1:])",
+            [sys.executable, "-c", "import sys; from sdd_opt.cli.study import storage; storage(sys.argv[1:])",
              "serve", "--port", str(port), "--threads", "4", *HB],
             stdout=serve_log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
         grpc_url = f"grpc://127.0.0.1:{port}"
@@ -364,12 +364,9 @@ def test_a_trial_failed_by_another_worker_does_not_crash_its_worker(sqlite_url):
     logs = []
 
     class Obj:
-        budget = None
-        last_trial_id = None
         calls = 0
 
-        def __call__(self, trial):
-            self.last_trial_id = trial._trial_id
+        def __call__(self, trial, budget=None):
             Obj.calls += 1
             x = trial.suggest_float("x", 0, 1)
             if Obj.calls == 1:  # "another worker" fails it meanwhile

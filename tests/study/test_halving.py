@@ -3,7 +3,7 @@
 import pytest
 
 from sdd_opt.study.halving import Halving, reached, rung_score
-from sdd_opt.study.pareto import Measure
+from sdd_opt.study.measure import Measure
 
 
 def curve(accs, rate=0.5):

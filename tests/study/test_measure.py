@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from sdd_opt.study.pareto import Measure, decades, hypervolume_2d, measure_of
+from sdd_opt.study.measure import Measure, decades, hypervolume_2d, measure_of
 from sdd_opt.study.spec import parse_study
 
 
@@ -26,7 +26,8 @@ def test_front_is_selected_on_validation_and_measured_on_test():
 
 def test_curve_hypervolume_rewards_accuracy_at_high_sparsity():
     m = Measure(ref_acc=0.1)
-    rows = lambda accs: [{"sparsity": 1 - 0.5 ** k, "val_acc": a, "test_acc": a} for k, a in enumerate(accs)]
+    def rows(accs):
+        return [{"sparsity": 1 - 0.5 ** k, "val_acc": a, "test_acc": a} for k, a in enumerate(accs)]
     assert m.curve_hypervolume(rows([0.8, 0.8, 0.8])) > m.curve_hypervolume(rows([0.8, 0.8, 0.5]))
     assert m.curve_hypervolume(rows([0.8, 0.8, 0.8, 0.8])) > m.curve_hypervolume(rows([0.8, 0.8, 0.8]))
     assert m.curve_hypervolume([{"sparsity": 0.5, "val_acc": math.nan, "test_acc": 0.5}]) == 0.0

@@ -1,9 +1,10 @@
 import optuna
 import pytest
 
+from sdd_opt.study.measure import hypervolume_2d
 from sdd_opt.study.objective import Objective, constraint_values, mean_curve, remedy_of
-from sdd_opt.study.pareto import front_table, hypervolume_2d, nondominated
 from sdd_opt.study.paper import paper_trials
+from sdd_opt.study.pareto import front_table, nondominated
 from sdd_opt.study.runner import create_or_resume, work
 from sdd_opt.study.spec import load_study_spec
 

@@ -7,7 +7,7 @@ import optuna
 import pytest
 import yaml
 
-from sdd_opt.study.record import SCHEMA_VERSION, VERSION_KEY, TrialRecord, constraint_values, is_feasible
+from sdd_opt.study.record import SCHEMA_VERSION, VERSION_KEY, TrialRecord, constraint_values, failure_attrs, is_feasible
 from sdd_opt.testing import cli_exit_code
 
 FIXTURE = Path(__file__).parent / "fixtures" / "study_pre_record.db"
@@ -39,6 +39,28 @@ def test_unknown_field_is_refused():
 def test_legacy_attrs_read_as_version_0():
     rec = TrialRecord.from_user_attrs({"remedy": "none", "sdd_gap": 0.2, "dense_acc": 0.7, "curve_seed3": [{}]})
     assert rec.version == 0 and rec.sdd == {"sdd_gap": 0.2, "dense_acc": 0.7} and rec.seed_curves == {3: [{}]}
+
+
+def test_paid_epochs_counts_what_the_trial_trained():
+    paid = lambda attrs: TrialRecord.from_user_attrs(attrs).paid_epochs  # noqa: E731
+    # What the objective recorded as trained (teachers included; see tests/study/test_objective.py) wins.
+    assert paid({"epochs_spent": 999.0, "epochs_trained": 72}) == 72
+    # A trial whose whole curve was reused from an identical earlier trial cost nothing.
+    assert paid({"epochs_spent": 88.0, "epochs_trained": 0}) == 0
+    assert paid({"epochs_spent": 88.0}) == 88.0  # stored before the cost attr existed
+    assert paid({"curve_epochs": 88.0, "record_version": 2}) == 88.0  # the same, record version 2
+
+
+def test_of_cost_adds_the_teachers_to_the_seeds_level_epochs():
+    rec = TrialRecord.of_cost([{"epochs_trained": 30, "teacher_epochs": 10}, {"epochs_trained": 5, "teacher_epochs": 0}])
+    assert rec.epochs_trained == 45 and len(rec.cost) == 2
+
+
+def test_failure_is_a_reason_and_an_interrupted_flag():
+    assert failure_attrs("boom") == {"fail_reason": "boom"}
+    attrs = failure_attrs("interrupted (Ctrl-C)", interrupted=True)
+    assert attrs == {"fail_reason": "interrupted (Ctrl-C)", "interrupted": True}
+    assert TrialRecord.from_user_attrs(attrs).interrupted and not TrialRecord.from_user_attrs({}).interrupted
 
 
 def test_one_feasibility_rule_user_attrs_then_optuna_constraints():

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import optuna
 import pytest
-import yaml
 
 from sdd_opt.errors import UserError
-from sdd_opt.study.pareto import measure_of
+from sdd_opt.study.measure import measure_of
 from sdd_opt.study.record import TrialRecord
 from sdd_opt.study.replay import CurveTable, ReplayObjective, levels_for
 from sdd_opt.study.runner import create_or_resume, work

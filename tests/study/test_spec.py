@@ -1,10 +1,10 @@
 import optuna
 import pytest
 
-from sdd_opt.errors import UserError
 from sdd_opt.config import get_dotted
-from sdd_opt.study.params import decode
+from sdd_opt.errors import UserError
 from sdd_opt.study.grid import grid_of
+from sdd_opt.study.params import decode
 from sdd_opt.study.space import suggest_config
 from sdd_opt.study.spec import load_study_spec, parse_study
 
@@ -93,3 +93,14 @@ def test_renamed_study_keys_and_metrics_still_read(study_file, monkeypatch, caps
     assert len(err.splitlines()) == 3  # one line per old name
     again = type(spec).from_json(spec.to_json())
     assert again.identity() == spec.identity() and capsys.readouterr().err == ""
+
+
+def test_a_study_setting_sets_its_config_key_and_refuses_a_lost_set(study_file):
+    """collapse_floor and select.epsilon are the run config's prune.collapse_floor and analysis.epsilon."""
+    spec = load_study_spec(study_file(collapse_floor=0.3, select={"rule": "within", "epsilon": 0.05}))
+    assert spec.base.prune.collapse_floor == 0.3 and spec.base.analysis.epsilon == 0.05
+    for override, setting in (("prune.collapse_floor=0.1", "collapse_floor"), ("analysis.epsilon=0.2", "select.epsilon")):
+        with pytest.raises(UserError, match=f"study file's {setting} .* would be lost"):
+            load_study_spec(study_file(collapse_floor=0.3, select={"rule": "within", "epsilon": 0.05}), [override])
+    # select.epsilon unset: the base config's tolerance is the study's, and may be --set
+    assert load_study_spec(study_file(), ["analysis.epsilon=0.2"]).base.analysis.epsilon == 0.2

@@ -7,9 +7,8 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import optuna
 import pytest
-import yaml
 
-from sdd_opt.imp import read_curve
+from sdd_opt.rundir import read_curve
 from sdd_opt.testing import run_cli
 
 

@@ -9,7 +9,8 @@ the worker. Here every storage call runs inside :meth:`Retrier.call`:
 
 * a transient error (:func:`classify`) rolls the call back and runs it again after an
   exponential, jittered backoff (0.05 s doubling up to 5 s);
-* when the storage stays unreachable (or locked) for longer than ``RetryPolicy.storage_timeout`` seconds (``--storage-timeout``),
+* when the storage stays unreachable (or locked) for longer than ``RetryPolicy.storage_timeout``
+  seconds (``--storage-timeout``),
   the call raises :class:`StorageUnavailable`, a :class:`~sdd_opt.errors.UserError` with a
   clear, password-free message, and every later call of this process fails at once, so the
   worker exits instead of hanging; its running trial is then failed by the heartbeat of the
@@ -19,7 +20,7 @@ the worker. Here every storage call runs inside :meth:`Retrier.call`:
 Only the outermost call of a thread retries (Optuna's methods call each other), and calls are
 timed per thread, which is what ``benchmarks/storage_overhead.py`` reports.
 
-What happens to a trial whose worker is gone (re-queueing) is :mod:`sdd_opt.study.requeue`.
+What happens to a trial whose worker is gone (re-queueing) is :mod:`sdd_opt.study.storage.requeue`.
 """
 
 from __future__ import annotations
@@ -154,9 +155,6 @@ class StorageStats:
     def snapshot(self) -> dict:
         return {"calls": self.calls, "seconds": self.seconds, "retries": dict(self.retries), "outages": self.outages,
                 "by_thread": {k: list(v) for k, v in self.by_thread.items()}}
-
-    def thread_seconds(self, ident: Optional[int] = None) -> float:
-        return self.by_thread.get(ident or threading.get_ident(), [0, 0.0])[1]
 
 
 class Retrier:

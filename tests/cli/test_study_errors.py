@@ -91,3 +91,12 @@ def test_train_set_levels_lost_to_the_target_is_refused(tmp_path, capsys):
                            "--out", str(tmp_path / "r"))
     assert code == 2 and "prune.levels" in _one_line_error(err) and "prune.target_sparsity" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_set_of_the_collapse_floor_the_study_file_sets_is_refused(tmp_path, capsys, study_file):
+    """The study file's collapse_floor is the run config's prune.collapse_floor: a --set of it would be lost."""
+    db = tmp_path / "x.db"
+    code, _, err = run_cli(capsys, "study", "run", str(study_file(collapse_floor=0.5)), "--storage", f"sqlite:///{db}",
+                           "--set", "prune.collapse_floor=")
+    assert code == 2 and "prune.collapse_floor: the study file's collapse_floor (0.5)" in _one_line_error(err)
+    assert not db.exists()

@@ -10,12 +10,11 @@ import pytest
 from optuna.trial import TrialState
 
 from sdd_opt.errors import UserError
-from sdd_opt.study import faults
-from sdd_opt.study.faults import Retrier, RetryPolicy, StorageUnavailable, classify
-from sdd_opt.study.storage import StorageSettings, open_storage
-
-from .db import TcpProxy, db_url, server_url, tracked_studies, unique_name  # noqa: F401  (db_url is a fixture)
+from sdd_opt.study.storage import StorageSettings, faults, open_storage
+from sdd_opt.study.storage.faults import Retrier, RetryPolicy, StorageUnavailable, classify
 from sdd_opt.testing import run_cli
+
+from ..db import TcpProxy, db_url, server_url, tracked_studies, unique_name  # noqa: F401  (db_url is a fixture)
 
 
 def _settings(**kw):
@@ -139,7 +138,6 @@ def test_a_state_change_that_committed_before_the_connection_broke_is_not_an_err
     trial = study.ask()
     # first attempt commits and then "loses the connection"; the retry sees a finished trial
     import pymysql
-
     from optuna.storages import RDBStorage
 
     state = {"n": 0}
@@ -367,9 +365,8 @@ def test_faults_wraps_every_database_method():
 
 
 def test_storage_serve_is_on_the_command_line(capsys):
-    from sdd_opt.cli import cli
+    from sdd_opt.cli.app import cli
 
-    if "storage" not in cli.commands:
-        pytest.skip("sdd_opt/cli.py does not register the 'storage' command group (sdd_opt.study.commands.storage) yet")
+    assert "storage" in cli.commands
     code, out, _ = run_cli(capsys, "storage", "serve", "--help")
     assert code == 0 and "--port" in out and "127.0.0.1" in out and "grpc://HOST:PORT" in out

@@ -5,7 +5,7 @@ import signal
 import threading
 import time
 
-from sdd_opt.imp import read_curve
+from sdd_opt.rundir import read_curve
 from sdd_opt.testing import run_cli
 
 

@@ -35,8 +35,8 @@ def _matches(params: dict, wanted: dict) -> bool:
 
 def reference_trials(study: "optuna.Study", spec) -> dict:
     """The first complete trial of each of the paper's three configs, by label."""
-    from sdd_opt.study.paper import paper_trials
     from sdd_opt.report.data import complete
+    from sdd_opt.study.paper import paper_trials
 
     done = complete(study)
     out = {}
@@ -60,7 +60,8 @@ def _describe(label: str, t) -> str:
         return f"l2 {cfg['train']['weight_decay']:g}"
     if label == "distillation":
         d = cfg["distill"]
-        return f"distillation (T {d['temperature']:g}, alpha {d['alpha']:g}, teacher l2 {d['teacher']['weight_decay']:g})"
+        return (f"distillation (T {d['temperature']:g}, alpha {d['alpha']:g}, "
+                f"teacher l2 {d['teacher']['weight_decay']:g})")
     return label
 
 
@@ -103,7 +104,8 @@ def demo_checks(study: "optuna.Study", spec) -> list[tuple[str, bool]]:
     return [
         (f"no remedy: dip then peak, test sdd_gap {gap['no remedy']:.3f} >= {SDD_GAP}", gap["no remedy"] >= SDD_GAP),
         (f"l2: no dip, test sdd_gap {gap['l2']:.3f} <= {NO_DIP_GAP}", gap["l2"] <= NO_DIP_GAP),
-        (f"distillation: no dip, test sdd_gap {gap['distillation']:.3f} <= {NO_DIP_GAP}", gap["distillation"] <= NO_DIP_GAP),
+        (f"distillation: no dip, test sdd_gap {gap['distillation']:.3f} <= {NO_DIP_GAP}",
+         gap["distillation"] <= NO_DIP_GAP),
         (f"distillation at the top at >= {HIGH_SPARSITY:.0%} sparsity: {kd_best:.3f} (best of the three {top:.3f})",
          kd_best >= top - NEAR_TOP),
         ("the searched front's sparsest point comes from distillation: " + (
@@ -172,18 +174,23 @@ def print_demo_summary(study: "optuna.Study", spec, url: str, out: Path, echo=cl
 
 @click.command("demo")
 @click.argument("file", default=DEMO_FILE, type=click.Path(dir_okay=False))
-@click.option("--storage", default=None, metavar="URL", help="Storage URL (default: $SDD_OPT_STORAGE or sqlite:///storage/sdd_opt.db).")
-@click.option("--out", default=None, type=click.Path(file_okay=False), help="Where report.html and curves.png go (default: storage/<study name>).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a base-config key for every trial.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Local workers (default: one per core, one thread each).")
-@click.option("--n-trials", type=click.IntRange(min=1), default=None, help="Complete trials (default: the file's budget; 3 = only the paper's configs).")
+@click.option("--storage", default=None, metavar="URL", help="Storage URL (default: $SDD_OPT_STORAGE or "
+                                                             "sqlite:///storage/sdd_opt.db).")
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="Where report.html and curves.png go "
+                                                                            "(default: storage/<study name>).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a base-config key for every "
+                                                                             "trial.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Local workers (default: one per core, one "
+                                                                       "thread each).")
+@click.option("--n-trials", type=click.IntRange(min=1), default=None, help="Complete trials (default: the file's "
+                                                                           "budget; 3 = only the paper's configs).")
 @click.option("--artifacts", default=None, metavar="DIR", help="Artifact store and run directories.")
 @click.option("--progress/--no-progress", default=None, help="Epoch progress bar (default: when on a terminal).")
 def demo(file, storage, out, overrides, jobs, n_trials, artifacts, progress) -> None:
     """Show sparse double descent and its antidote: run FILE (default studies/mnist1d_demo.yaml) with the
     paper's three configs first, print their SDD gaps and the front, write the report and the curves figure.
     """
-    from sdd_opt.study.commands import _load_spec, run_study
+    from sdd_opt.cli.study import _load_spec, run_study
 
     spec = _load_spec(file, overrides, None)
     s, url = run_study(spec, storage, jobs=jobs, seed_with_paper=True, n_trials=n_trials, timeout=None, device=None,

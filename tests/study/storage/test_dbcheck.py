@@ -4,8 +4,8 @@ import sqlite3
 
 import pytest
 
-from sdd_opt.dbcheck import check_sqlite_file
 from sdd_opt.errors import UserError
+from sdd_opt.study.storage.dbcheck import check_sqlite_file
 
 
 def _names(folder):

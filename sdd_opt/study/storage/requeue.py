@@ -4,7 +4,7 @@
 ``WAITING`` copy of the failed trial in the queue -- same parameters,
 ``system_attrs['failed_trial']`` as in Optuna's ``RetryHeartbeatStaleTrialCallback`` -- so that
 a worker picks it up and resumes its run directory at the last finished level. (Retrying a
-storage *call* is :mod:`sdd_opt.study.faults`.)
+storage *call* is :mod:`sdd_opt.study.storage.faults`.)
 """
 
 from __future__ import annotations
@@ -44,5 +44,7 @@ class RequeueStaleTrial:
         self.grace = grace
 
     def __call__(self, study, trial) -> None:
-        reason = trial.user_attrs.get("fail_reason") or STALE_REASON.format(grace=self.grace)
+        from sdd_opt.study.record import TrialRecord
+
+        reason = TrialRecord.from_trial(trial).fail_reason or STALE_REASON.format(grace=self.grace)
         requeue(study, trial, reason, self.max_retry)

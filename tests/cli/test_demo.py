@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from sdd_opt.cli.demo import HIGH_SPARSITY, NEAR_TOP, NO_DIP_GAP, SDD_GAP
 from sdd_opt.curve import sdd_metrics
-from sdd_opt.study.demo import HIGH_SPARSITY, NEAR_TOP, NO_DIP_GAP, SDD_GAP
 from sdd_opt.study.pareto import nondominated
 from sdd_opt.study.spec import load_study_spec
 from sdd_opt.testing import run_cli

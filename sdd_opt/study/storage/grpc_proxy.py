@@ -5,7 +5,7 @@ With hundreds of workers, each holding a pool of database connections, the datab
 and the workers talk gRPC to it (``--storage grpc://HOST:PORT``).
 
 Optuna's proxy knows nothing of heartbeats, so this server adds them: a worker's heartbeat
-arrives as a reserved trial system attribute (:data:`~sdd_opt.study.faults.HEARTBEAT_KEY`) that
+arrives as a reserved trial system attribute (:data:`~sdd_opt.study.storage.faults.HEARTBEAT_KEY`) that
 is recorded as a real heartbeat row, with the database's clock; and a reaper thread fails the
 stale trials of every study every heartbeat interval and re-queues them, exactly like a worker
 connected directly. Workers connected directly and through the proxy can be mixed.
@@ -39,8 +39,8 @@ def serve_storage(storage_url: Optional[str], host: str = "127.0.0.1", port: int
     import optuna
 
     from sdd_opt.study._optuna_compat import cached_backend, cached_storage_class
-    from sdd_opt.study.faults import HEARTBEAT_KEY
     from sdd_opt.study.storage import StorageSettings, masked, open_storage, resolve_url
+    from sdd_opt.study.storage.faults import HEARTBEAT_KEY
 
     url = resolve_url(storage_url)
     if url.startswith("grpc://"):

@@ -7,41 +7,13 @@ says how to resume.
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
 from sdd_opt.errors import EXIT_USAGE, DivergedError, UserError, mask_secrets
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM received: stop like Ctrl-C (finished levels are on disk), exit 128 + signal number."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-@contextmanager
-def sigterm_as_interrupt():
-    """While inside, SIGTERM (``kill``, a scheduler's time limit) raises :class:`Terminated` in the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame):
-        raise Terminated(signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
+from sdd_opt.study.signals import Terminated, sigterm_as_interrupt
 
 SET_HELP = "Override a config key, e.g. --set train.epochs=5 --set distill.enabled=true (repeatable)."
 
@@ -76,7 +48,7 @@ def train(config_path, out, overrides, resume, checkpoints, quiet) -> None:
     Writes config.yaml, curve.csv, metrics.json, curve.png and checkpoints/ into --out, and
     prints the sparse-double-descent metrics (dip, peak, gap) at the end.
     """
-    from sdd_opt.config import load_config, read_yaml, build_config, apply_overrides
+    from sdd_opt.config import apply_overrides, build_config, load_config, read_yaml
     from sdd_opt.imp import run_curve
     from sdd_opt.overrides import refuse_lost_overrides
     from sdd_opt.paths import check_output_dir
@@ -98,7 +70,8 @@ def train(config_path, out, overrides, resume, checkpoints, quiet) -> None:
     out_dir = Path(out) if out else Path("storage/runs") / cfg.hash()
     check_output_dir(out_dir)
     if resume and not ((out_dir / "config.yaml").is_file() or (out_dir / "curve.csv").is_file()):
-        raise UserError(f"--resume: {out_dir} holds no run (no config.yaml or curve.csv); drop --resume to start one there")
+        raise UserError(f"--resume: {out_dir} holds no run (no config.yaml or curve.csv); drop --resume to start one "
+                        "there")
     click.echo(f"run {cfg.hash()} -> {out_dir}")
     try:
         with sigterm_as_interrupt():
@@ -126,7 +99,8 @@ def train(config_path, out, overrides, resume, checkpoints, quiet) -> None:
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
 @click.option("--label", "labels", multiple=True, help="Legend label per run (default: directory name).")
-@click.option("--metric", type=click.Choice(["test_acc", "val_acc", "train_acc"]), default="test_acc", show_default=True)
+@click.option("--metric", type=click.Choice(["test_acc", "val_acc", "train_acc"]), default="test_acc",
+              show_default=True)
 @click.option("--title", default="", help="Figure title.")
 def plot(runs, out, labels, metric, title) -> None:
     """Overlay the curves of several run directories (paper style: log scale of remaining weights)."""
@@ -134,12 +108,11 @@ def plot(runs, out, labels, metric, title) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from sdd_opt.imp import read_curve
     from sdd_opt.paths import check_output_file
     from sdd_opt.plots import format_sparsity_axis
+    from sdd_opt.rundir import read_curve
 
     if labels and len(labels) != len(runs):
         raise UserError(f"--label: give one per run ({len(runs)}), got {len(labels)}")
@@ -191,12 +164,12 @@ def main(argv: list[str] | None = None) -> None:
 # (module, command, group it joins: None for the top level). The CLI composes study/ and report/
 # here; no module adds itself to another's group on import.
 SUBCOMMANDS = (
-    ("sdd_opt.study.commands", "study", None),
-    ("sdd_opt.study.commands", "dashboard", None),
-    ("sdd_opt.study.commands", "storage", None),
-    ("sdd_opt.study.demo", "demo", None),
-    ("sdd_opt.report.commands", "report", None),
-    ("sdd_opt.report.commands", "curves", "study"),
+    ("sdd_opt.cli.study", "study", None),
+    ("sdd_opt.cli.study", "dashboard", None),
+    ("sdd_opt.cli.study", "storage", None),
+    ("sdd_opt.cli.demo", "demo", None),
+    ("sdd_opt.cli.report", "report", None),
+    ("sdd_opt.cli.report", "curves", "study"),
 )
 
 
@@ -204,15 +177,10 @@ def _register_subcommands() -> None:
     """Attach the commands defined in their own modules (study, dashboard, storage, demo, report, study curves)."""
     import importlib
 
-    for module, name, group in SUBCOMMANDS:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("sdd_opt"):
-                continue
-            raise
-        parent = cli if group is None else cli.commands.get(group)
-        if parent is not None and hasattr(mod, name) and name not in parent.commands:
+    for module, name, group in SUBCOMMANDS:  # a module or command that is not there fails here, loudly
+        mod = importlib.import_module(module)
+        parent = cli if group is None else cli.commands[group]
+        if name not in parent.commands:
             parent.add_command(getattr(mod, name))
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
+from sdd_opt.cli.study import STORAGE_HELP
 from sdd_opt.errors import UserError
-from sdd_opt.study.commands import STORAGE_HELP
 
 CURVE_METRICS = ("test_acc", "val_acc", "train_acc")
 
@@ -28,7 +28,8 @@ def _load(name: str, storage):
 
 
 def _writable(out: str, suffixes: tuple[str, ...]) -> Path:
-    """``out`` checked as a file to write (type, folder, permissions) -- created only once there is something to write."""
+    """``out`` checked as a file to write (type, folder, permissions) -- created only once there is
+    something to write."""
     from sdd_opt.paths import check_output_file
 
     return check_output_file(out, "--out", suffixes)
@@ -49,9 +50,8 @@ def report(name, out, storage, trial_figures) -> None:
     table), all curves overlaid by remedy and l2 weight, the SDD gap against the l2 weight,
     parameter importances per objective, the hypervolume over trials, every trial.
     """
-    from sdd_opt.report.html import write_report
-
     from sdd_opt.paths import safe_stem
+    from sdd_opt.report.html import write_report
 
     path = _writable(out or f"{safe_stem(name)}-report.html", (".html", ".htm"))
     s, spec, url = _load(name, storage)
@@ -65,7 +65,8 @@ def report(name, out, storage, trial_figures) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Figure file: .png, .pdf or .svg.")
 @click.option("--storage", default=None, metavar="URL", help=STORAGE_HELP)
 @click.option("--metric", "metrics", multiple=True, type=click.Choice(CURVE_METRICS),
-              help="One panel per metric (repeatable). Default: test_acc and train_acc (noisy labels), as in the papers.")
+              help="One panel per metric (repeatable). Default: test_acc and train_acc (noisy labels), as in the "
+                   "papers.")
 @click.option("--front", "front_only", is_flag=True, help="Only the Pareto-optimal trials.")
 @click.option("--trials", default=None, metavar="N,N,...", help="Only these trial numbers.")
 @click.option("--title", default=None, help="Figure title (default: the study name).")

@@ -8,7 +8,6 @@ is opened for writing, so a mistake never leaves a half-created study behind.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -19,7 +18,8 @@ from sdd_opt.errors import UserError
 
 STORAGE_HELP = "Storage URL (sqlite:///..., postgresql+psycopg://..., mysql+pymysql://..., grpc://HOST:PORT). " \
                "Default: $SDD_OPT_STORAGE or sqlite:///storage/sdd_opt.db."
-ARTIFACTS_HELP = "Artifact store (curves, front weights) and trial run directories: DIR, or s3://BUCKET[/PREFIX] or " \
+ARTIFACTS_HELP = "Artifact store (curves, front weights) and trial run directories: DIR, or s3://BUCKET[/PREFIX] " \
+                 "or " \
                  "gs://BUCKET[/PREFIX] for workers on several machines (run directories then stay local). " \
                  "Default: $SDD_OPT_ARTIFACTS or 'artifacts' beside the SQLite file (storage/artifacts)."
 
@@ -56,11 +56,17 @@ def _load_spec(file, overrides, name):
     return spec
 
 
+def _study_file_options(set_help: str):
+    """FILE, --storage, --name and --set: how ``study create`` and ``study run`` name their study."""
+    def wrap(f):
+        f = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=set_help)(f)
+        f = click.option("--name", default=None, help="Study name (default: the file's 'name').")(f)
+        return click.argument("file", type=click.Path(dir_okay=False))(_storage_option(f))
+    return wrap
+
+
 @study.command("create")
-@click.argument("file", type=click.Path(dir_okay=False))
-@_storage_option
-@click.option("--name", default=None, help="Study name (default: the file's 'name').")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a base-config key for every trial.")
+@_study_file_options("Override a base-config key for every trial.")
 @click.option("--seed-with-paper", is_flag=True, help="Enqueue the paper's reference points as the first trials.")
 def create(file, storage, name, overrides, seed_with_paper) -> None:
     """Store the study FILE (its settings, search space and objectives) without running anything."""
@@ -84,9 +90,13 @@ def create(file, storage, name, overrides, seed_with_paper) -> None:
 def _worker_options(f):
     f = click.option("--n-trials", type=click.IntRange(min=1), default=None,
                      help="Total complete trials the STUDY should hold (shared by all workers).")(f)
-    f = click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop starting trials after S seconds.")(f)
+    f = click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop starting "
+                                                                                                  "trials after S "
+                                                                                                  "seconds.")(f)
     f = click.option("--device", default=None, help="cpu, cuda or cuda:K for this worker (default: the config's).")(f)
-    f = click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads for this worker (default 1: see docs/performance.md, threads).")(f)
+    f = click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads for this worker "
+                                                                                 "(default 1: see "
+                                                                                 "docs/performance.md, threads).")(f)
     f = click.option("--artifacts", default=None, metavar="DIR", help=ARTIFACTS_HELP)(f)
     f = click.option("--heartbeat-interval", type=click.IntRange(min=1), default=60, show_default=True,
                      help="Seconds between a running trial's heartbeats.")(f)
@@ -94,7 +104,8 @@ def _worker_options(f):
                      help="A trial without heartbeat for this long is failed and retried.")(f)
     f = click.option("--storage-timeout", type=click.FloatRange(min=1), default=600, show_default=True,
                      help="Seconds a lost database connection (or a lock) is retried before this worker exits.")(f)
-    f = click.option("--progress/--no-progress", default=None, help="Epoch progress bars (default: when on a terminal).")(f)
+    f = click.option("--progress/--no-progress", default=None, help="Epoch progress bars (default: when on a "
+                                                                    "terminal).")(f)
     return f
 
 
@@ -133,8 +144,9 @@ def _study_progress(s, spec, n_trials, *, on_change: bool = False):
 
 def _check_device(device) -> None:
     if device:
-        from sdd_opt.config import TrainConfig
         from pydantic import ValidationError
+
+        from sdd_opt.config import TrainConfig
 
         try:
             TrainConfig(device=device)
@@ -186,8 +198,8 @@ def run_study(spec, storage, *, jobs, seed_with_paper, n_trials, timeout, device
     commands with the other flags that change the result (``reproduce.HowRun``).
     """
     from sdd_opt.study import local_workers as lw
-    from sdd_opt.study.paper import enqueue_paper_trials
     from sdd_opt.study.artifact_stores import check_artifacts
+    from sdd_opt.study.paper import enqueue_paper_trials
     from sdd_opt.study.reproduce import HowRun
     from sdd_opt.study.runner import create_or_resume
 
@@ -212,7 +224,8 @@ def run_study(spec, storage, *, jobs, seed_with_paper, n_trials, timeout, device
     if seed_with_paper:
         enqueue_paper_trials(s, spec, log=click.echo)
     click.echo(f"study {spec.name!r}: {len(spec.search_space)} searched keys, objectives "
-               f"{', '.join(f'{m} ({d})' for m, d in zip(spec.metric_names, spec.directions))}, sampler {spec.sampler_name}")
+               f"{', '.join(f'{m} ({d})' for m, d in zip(spec.metric_names, spec.directions))}, sampler "
+               f"{spec.sampler_name}")
     cfg_device = spec.base.train.device
     gpus = lw.count_gpus(device, cfg_device) if jobs != 1 else 0
     plans = lw.plan_workers(jobs or lw.default_jobs(device, cfg_device, gpus), threads=threads, device=device,
@@ -231,10 +244,7 @@ def run_study(spec, storage, *, jobs, seed_with_paper, n_trials, timeout, device
 
 
 @study.command("run")
-@click.argument("file", type=click.Path(dir_okay=False))
-@_storage_option
-@click.option("--name", default=None, help="Study name (default: the file's 'name').")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a base-config key for every trial (stored with the study).")
+@_study_file_options("Override a base-config key for every trial (stored with the study).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Local workers (this process and jobs-1 children). Default: one per core, one torch thread "
                    "each (one per GPU on a CUDA machine).")
@@ -309,14 +319,9 @@ def _load(name, storage):
     return s, spec, url
 
 
-def front_of_levels(spec) -> bool:
-    """A study whose objectives are not (val_acc, sparsity) -- e.g. ``curve_hv`` -- shows its front over
-    all levels: the selected-point front of one objective would be a single trial."""
-    return not {"val_acc", "sparsity"} <= set(spec.metric_names)
-
-
 def _measure_line(s, spec) -> str:
-    from sdd_opt.study.pareto import hypervolume, measure_of
+    from sdd_opt.study.measure import measure_of
+    from sdd_opt.study.pareto import hypervolume
 
     hv = hypervolume(s, spec)
     return ("hypervolume " + (f"{hv:.4f}" if hv is not None else "-") + " (front of all levels selected on "
@@ -325,11 +330,12 @@ def _measure_line(s, spec) -> str:
 
 def _print_summary(s, spec, url) -> None:
     from sdd_opt.study import reproduce as rp
-    from sdd_opt.study.pareto import front_table, levels_front
+    from sdd_opt.study.pareto import front_of_levels, front_table, levels_front
     from sdd_opt.study.runner import counts
 
     c = counts(s)
-    click.echo(f"\n{spec.name}: {c['COMPLETE']} complete, {c['FAIL']} failed, {c['RUNNING']} running, {c['PRUNED']} pruned")
+    click.echo(f"\n{spec.name}: {c['COMPLETE']} complete, {c['FAIL']} failed, {c['RUNNING']} running, {c['PRUNED']} "
+               "pruned")
     if c["COMPLETE"]:
         if front_of_levels(spec):
             click.echo("Pareto front over every level of every trial (validation accuracy x sparsity):")
@@ -351,7 +357,7 @@ def _print_summary(s, spec, url) -> None:
 @_storage_option
 def status(name, storage) -> None:
     """Trials by state, front size and hypervolume of study NAME."""
-    from sdd_opt.study.pareto import levels_front
+    from sdd_opt.study.pareto import front_of_levels, levels_front
     from sdd_opt.study.runner import counts
 
     s, spec, url = _load(name, storage)
@@ -380,7 +386,7 @@ def _format(df, fmt: str) -> str:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 def pareto(name, storage, levels, fmt) -> None:
     """Print the Pareto front of study NAME."""
-    from sdd_opt.study.pareto import front_table, levels_front
+    from sdd_opt.study.pareto import front_of_levels, front_table, levels_front
 
     s, spec, _ = _load(name, storage)
     df = levels_front(s, spec) if levels or front_of_levels(spec) else front_table(s, spec)
@@ -411,6 +417,7 @@ def export(name, out, fmt, levels, weights, artifacts, storage) -> None:
         _export_weights(s, spec, url, Path(out), artifacts)
         return
     from sdd_opt.study.export import export_front
+    from sdd_opt.study.pareto import front_of_levels
 
     table = export_front(s, spec, Path(out), fmt, levels or front_of_levels(spec))
     click.echo(f"wrote {len(table)} config(s) and front.csv to {out}")
@@ -429,7 +436,8 @@ def _export_weights(s, spec, url, out: Path, artifacts) -> None:
 @click.command()
 @_storage_option
 @click.option("--artifacts", default=None, metavar="DIR", help=ARTIFACTS_HELP)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind; keep 127.0.0.1 unless you mean to share it.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind; keep 127.0.0.1 unless you "
+                                                                     "mean to share it.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
 def dashboard(storage, artifacts, host, port) -> None:
     """Open optuna-dashboard on the study storage, with the trials' curve artifacts attached."""
@@ -463,7 +471,7 @@ def serve(storage, host, port, threads, heartbeat_interval, grace_period, storag
     limit no longer caps the number of workers), records their heartbeats and fails and
     re-queues the trials of dead workers.
     """
-    from sdd_opt.study.grpc_proxy import serve_storage
+    from sdd_opt.study.storage.grpc_proxy import serve_storage
 
     serve_storage(storage, host, port, threads=threads, heartbeat_interval=heartbeat_interval,
                   grace_period=grace_period, storage_timeout=storage_timeout, log=click.echo)

@@ -82,7 +82,8 @@ class StorageSettings:
 
     ``threads``: threads of this process that use the storage at once (1 for a worker's trial
     loop, the thread pool of ``storage serve``); the connection pool is sized from it, plus one
-    connection for the heartbeat thread. ``storage_timeout`` (``--storage-timeout``): seconds a storage call keeps retrying a
+    connection for the heartbeat thread. ``storage_timeout`` (``--storage-timeout``): seconds a storage
+    call keeps retrying a
     lost connection or a lock before the process gives up with a clear message.
     ``lock_timeout``: seconds a statement waits for a row lock before it is retried (MySQL's
     ``innodb_lock_wait_timeout``, PostgreSQL's ``lock_timeout``). ``must_exist``: the command only
@@ -98,7 +99,7 @@ class StorageSettings:
     lock_timeout: float = 30.0
     connect_timeout: int = 10
     log: Optional[Callable[[str], None]] = None
-    must_exist: bool = False  # a command that reads a stored study: create no SQLite file (sdd_opt.dbcheck)
+    must_exist: bool = False  # a command that reads a stored study: create no SQLite file (dbcheck)
 
     @property
     def pool_size(self) -> int:
@@ -142,14 +143,14 @@ def _set_wal(url: str) -> None:
 
 
 def _prepare_sqlite(url: str, must_exist: bool) -> None:
-    """Refuse what must not be opened (``sdd_opt.dbcheck``), then make the folder and switch to WAL.
+    """Refuse what must not be opened (``sdd_opt.study.storage.dbcheck``), then make the folder and switch to WAL.
 
     Nothing is written before the checks pass: a missing file for a read-only command, a directory,
     a file that is not SQLite or another program's database are one-line errors.
     """
     import sqlite3
 
-    from sdd_opt.dbcheck import check_sqlite_file, sqlite_path
+    from sdd_opt.study.storage.dbcheck import check_sqlite_file, sqlite_path
 
     check_sqlite_file(url, must_exist=must_exist)
     check_sqlite_location(url)
@@ -221,8 +222,9 @@ def _rdb_class():
     from optuna.storages import RDBStorage
 
     from sdd_opt.study._optuna_compat import STALE_TRIAL_IDS, base_stale_trial_ids, override_stale_trial_ids
-    from sdd_opt.study.faults import RDB_METHODS, StorageUnavailable, install_retries
-    from sdd_opt.study.requeue import STALE_REASON
+    from sdd_opt.study.record import failure_attrs
+    from sdd_opt.study.storage.faults import RDB_METHODS, StorageUnavailable, install_retries
+    from sdd_opt.study.storage.requeue import STALE_REASON
 
     class ResilientRDBStorage(RDBStorage):
         _retrier = None  # set right after __init__
@@ -242,13 +244,15 @@ def _rdb_class():
             grace = self.grace_period or 2 * (self.heartbeat_interval or 0)
             for trial_id in ids:  # say why, while the trial can still be updated
                 try:
-                    self.set_trial_user_attr(trial_id, "fail_reason", STALE_REASON.format(grace=grace))
+                    for key, value in failure_attrs(STALE_REASON.format(grace=grace)).items():
+                        self.set_trial_user_attr(trial_id, key, value)
                 except (optuna.exceptions.UpdateFinishedTrialError, KeyError):
                     pass
             return ids
 
     override_stale_trial_ids(ResilientRDBStorage, ResilientRDBStorage.stale_trial_ids)
-    install_retries(ResilientRDBStorage, tuple(m for m in RDB_METHODS if m not in ("record_heartbeat", STALE_TRIAL_IDS)))
+    install_retries(ResilientRDBStorage,
+                    tuple(m for m in RDB_METHODS if m not in ("record_heartbeat", STALE_TRIAL_IDS)))
     _RDB_CLASS = ResilientRDBStorage
     return _RDB_CLASS
 
@@ -264,7 +268,7 @@ def _grpc_class():
     from optuna.storages import GrpcStorageProxy
 
     from sdd_opt.study._optuna_compat import base_heartbeat_class, override_stale_trial_ids
-    from sdd_opt.study.faults import GRPC_METHODS, HEARTBEAT_KEY, StorageUnavailable, install_retries
+    from sdd_opt.study.storage.faults import GRPC_METHODS, HEARTBEAT_KEY, StorageUnavailable, install_retries
 
     class HeartbeatGrpcProxy(GrpcStorageProxy, base_heartbeat_class()):
         """A worker's end of ``sdd-opt storage serve``.
@@ -307,7 +311,7 @@ _GRPC_CLASS = None
 
 
 def _open_grpc(url: str, settings: StorageSettings):
-    from sdd_opt.study.faults import Retrier, RetryPolicy
+    from sdd_opt.study.storage.faults import Retrier, RetryPolicy
 
     try:
         cls = _grpc_class()
@@ -335,8 +339,8 @@ def open_storage(url: Optional[str] = None, settings: Optional[StorageSettings] 
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
-    from sdd_opt.study.faults import Retrier, RetryPolicy, classify
-    from sdd_opt.study.requeue import RequeueStaleTrial
+    from sdd_opt.study.storage.faults import Retrier, RetryPolicy, classify
+    from sdd_opt.study.storage.requeue import RequeueStaleTrial
 
     settings = settings or StorageSettings()
     url = resolve_url(url)
@@ -363,12 +367,14 @@ def open_storage(url: Optional[str] = None, settings: Optional[StorageSettings] 
             # that refuses the connection is a mistake in the URL (or a server down): say so now.
             kind = classify(exc)
             racing = kind in ("deadlock", "lock timeout", "serialization", "busy", "pool") or (
-                isinstance(exc, SQLAlchemyError) and any(w in str(exc).lower() for w in ("already exists", "duplicate")))
+                isinstance(exc, SQLAlchemyError)
+                and any(w in str(exc).lower() for w in ("already exists", "duplicate")))
             if racing and attempt < 5:
                 time.sleep(0.2 * 2 ** attempt)
                 continue
             first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
-            raise UserError(f"--storage {masked(url)}: cannot open storage ({type(exc).__name__}: {masked(first)})") from None
+            raise UserError(f"--storage {masked(url)}: cannot open storage "
+                            f"({type(exc).__name__}: {masked(first)})") from None
     storage._retrier = Retrier(RetryPolicy(storage_timeout=settings.storage_timeout), url, settings.log)
     if is_sqlite(url):
         _enable_wal(storage)
