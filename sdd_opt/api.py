@@ -147,7 +147,7 @@ def run_study(file: str | Path, storage: str | None = None, *, n_trials: int | N
     """``sdd-opt study run FILE``: create or resume the study and run trials until the budget is met
     (``n_trials`` complete trials in the whole study, else the file's); ``jobs`` local workers
     (default: one per core). Returns the study."""
-    from sdd_opt.study import commands
+    from sdd_opt.cli import study as commands
 
     spec = commands._load_spec(str(file), list(overrides), name)
     s, url = commands.run_study(spec, storage, jobs=jobs, seed_with_paper=seed_with_paper, n_trials=n_trials,
