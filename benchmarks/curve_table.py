@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from benchmarks.pool import run_jobs
 from sdd_opt.study.replay import LEVEL_COLUMNS  # the table format, read by CurveTable
 
 BASE = "studies/mnist1d_baseline.yaml"
@@ -192,30 +193,20 @@ def main(argv: list[str] | None = None) -> int:
         todo = todo[: args.limit]
     print(f"{len(points)} curves in the grid, {len(points) - len(todo)} done, computing {len(todo)} "
           f"with {args.workers} worker(s)", flush=True)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     t0, done = time.perf_counter(), 0
-    if args.workers == 1:
-        results = map(_work, [(pt, str(root)) for pt in todo])
-        pool = None
-    else:
-        import multiprocessing as mp
 
-        pool = mp.get_context("spawn").Pool(args.workers, maxtasksperchild=1)
-        results = pool.imap_unordered(_work, [(pt, str(root)) for pt in todo])
-    try:
-        for point, secs in results:
-            done += 1
-            n = write_table(root, points, Path(args.out))
-            elapsed = time.perf_counter() - t0
-            eta = elapsed / done * (len(todo) - done)
-            print(f"curve {done}/{len(todo)} done in {secs:.0f}s ({n}/{len(points)} in the table; "
-                  f"elapsed {elapsed / 60:.1f} min, eta {eta / 60:.1f} min): {command(point)}", flush=True)
-    except KeyboardInterrupt:
-        print("interrupted: finished curves are kept; run the same command to resume", file=sys.stderr)
+    def report(result) -> None:
+        nonlocal done
+        point, secs = result
+        done += 1
+        n = write_table(root, points, Path(args.out))
+        elapsed = time.perf_counter() - t0
+        eta = elapsed / done * (len(todo) - done)
+        print(f"curve {done}/{len(todo)} done in {secs:.0f}s ({n}/{len(points)} in the table; "
+              f"elapsed {elapsed / 60:.1f} min, eta {eta / 60:.1f} min): {command(point)}", flush=True)
+
+    if run_jobs(_work, [(pt, str(root)) for pt in todo], args.workers, report):
         return 130
-    finally:
-        if pool is not None:
-            pool.terminate()
     n = write_table(root, points, Path(args.out))
     print(f"wrote {args.out}: {n} of the grid's {len(points)} curves")
     return 0

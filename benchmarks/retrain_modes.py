@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import statistics
 import sys
 import time
@@ -223,26 +222,17 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _train_all(jobs: list[tuple[str, int, argparse.Namespace]], workers: int) -> int:
     """Train the curves, ``workers`` processes at once; returns 130 when interrupted, else 0."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    t0 = time.perf_counter()
-    if workers == 1 or len(jobs) == 1:
-        results, pool = map(_work, jobs), None
-    else:
-        import multiprocessing as mp
+    from benchmarks.pool import run_jobs
 
-        pool = mp.get_context("spawn").Pool(min(workers, len(jobs)), maxtasksperchild=1)  # spawn: CUDA-safe
-        results = pool.imap_unordered(_work, jobs)
-    try:
-        for k, (mode, seed, secs) in enumerate(results, 1):
-            print(f"curve {k}/{len(jobs)} done: {mode} seed {seed} in {secs:.0f}s "
-                  f"(elapsed {(time.perf_counter() - t0) / 60:.1f} min)", flush=True)
-    except KeyboardInterrupt:
-        print("interrupted: finished levels are kept; run the same command to resume", file=sys.stderr)
-        return 130
-    finally:
-        if pool is not None:
-            pool.terminate()
-    return 0
+    t0 = time.perf_counter()
+
+    def report(result) -> None:
+        mode, seed, secs = result
+        print(f"curve {next(count)}/{len(jobs)} done: {mode} seed {seed} in {secs:.0f}s "
+              f"(elapsed {(time.perf_counter() - t0) / 60:.1f} min)", flush=True)
+
+    count = iter(range(1, len(jobs) + 1))
+    return run_jobs(_work, jobs, workers, report)
 
 
 def main(argv: list[str] | None = None) -> int:

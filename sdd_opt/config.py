@@ -70,6 +70,15 @@ def _known_name(kind: str, name: str, info: ValidationInfo) -> str:
     return name
 
 
+def _name_check(kind: str):
+    """The ``name`` validator of the data / model section (see :func:`_known_name`)."""
+
+    def check(cls, v: str, info: ValidationInfo) -> str:
+        return _known_name(kind, v, info)
+
+    return field_validator("name")(classmethod(check))
+
+
 def _builtin_names(kind: str):
     if kind == "model":
         from sdd_opt.models import MODELS
@@ -121,11 +130,7 @@ class DataConfig(_PluginSection):
                                                       "off otherwise.")
     data_dir: str = Field("storage/data", description="Where datasets are downloaded or generated and cached.")
 
-    @field_validator("name")
-    @classmethod
-    def _known_dataset(cls, v: str, info: ValidationInfo) -> str:
-        return _known_name("data", v, info)
-
+    _known_dataset = _name_check("data")
     _plugin_keys = _extra_keys("data")
 
 
@@ -134,11 +139,7 @@ class ModelConfig(_PluginSection):
                                            "import path `module:function` (docs/plugins.md).")
     width: int = Field(64, gt=0, description="Channels (cnn1d, resnet18, vgg16 base) or hidden units (mlp).")
 
-    @field_validator("name")
-    @classmethod
-    def _known_model(cls, v: str, info: ValidationInfo) -> str:
-        return _known_name("model", v, info)
-
+    _known_model = _name_check("model")
     _plugin_keys = _extra_keys("model")
 
 
