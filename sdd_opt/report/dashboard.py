@@ -209,7 +209,8 @@ class SddPlots:
         import optuna
 
         from sdd_opt.report import figures as F
-        from sdd_opt.study.pareto import hypervolume_history, measure_of
+        from sdd_opt.study.measure import measure_of
+        from sdd_opt.study.pareto import hypervolume_history
 
         with self._lock:  # the page polls every few seconds: look at the storage at most every TTL seconds
             hit = self._cache.get(study_id)

@@ -134,7 +134,7 @@ def _level_hover(t: FrozenTrial, spec: StudySpec, row: dict, level: int, on_fron
 
 def decades_axis(max_decades: float = 2.0) -> dict:
     """The measure's sparsity axis: decades of weights removed (90 % -> 1, 99 % -> 2), ticked in sparsity."""
-    from sdd_opt.study.pareto import decades
+    from sdd_opt.study.measure import decades
 
     top = max(1.0, math.ceil(max_decades * 2) / 2)
     sparsities = [0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9999, 0.99999]
@@ -154,7 +154,8 @@ def levels_figure(study: optuna.Study, spec: StudySpec, front=None,
     front trace's points are exactly the rows of ``study pareto --levels``. Every marker's
     ``customdata`` is ``[trial, level, sparsity, test_acc]``.
     """
-    from sdd_opt.study.pareto import decades, levels_front
+    from sdd_opt.study.measure import decades
+    from sdd_opt.study.pareto import levels_front
 
     trials = complete(study)
     span = l2_range(trial_l2(t) for t in trials)

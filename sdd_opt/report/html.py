@@ -303,7 +303,7 @@ def _importance_section(study: optuna.Study, spec: StudySpec) -> str:
 
 def _hypervolume_section(hist, spec: StudySpec) -> str:
     """How the search progressed: the best hypervolume so far against the epochs paid."""
-    from sdd_opt.study.pareto import measure_of
+    from sdd_opt.study.measure import measure_of
 
     fig = F.hypervolume_figure(hist, measure_of(spec))
     body = _plot(fig, "plot-hypervolume") if fig is not None else \
