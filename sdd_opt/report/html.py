@@ -246,7 +246,14 @@ def _front_sections(study: optuna.Study, spec: StudySpec, front, lvl, storage_ur
     caption = ("Each trial at its selected level (rule "
                f"'{spec.file.select.rule}'). Stars: Pareto-optimal trials; colour: remedy (darker = more ℓ2); "
                "grey crosses: infeasible trials. Hover for SDD metrics and parameters.")
-    parts.append(f'<section id="pareto"><h2>Pareto front — selected points</h2><p class="note">{_e(caption)}</p>'
+    from sdd_opt.study.pareto import front_of_levels
+
+    by_levels = front_of_levels(spec)  # e.g. curve_hv: one number per trial, the product is the levels' front
+    if by_levels:
+        caption = (f"The study's objective ({', '.join(spec.metric_names)}) scores each trial's whole curve, so "
+                   "the front that matters is the one over all levels (above); here each trial's own score. ") + caption
+    title = "Trials and their score" if by_levels else "Pareto front — selected points"
+    parts.append(f'<section id="pareto"><h2>{title}</h2><p class="note">{_e(caption)}</p>'
                  f'<div class="plot">{_plot(F.pareto_figure(study, spec), "plot-pareto")}</div>'
                  f'<h3>Front table</h3><p class="note">The rows of '
                  f"<code>{_e(rp.pareto_command(spec, storage_url))}</code>: "
@@ -261,7 +268,7 @@ def _front_sections(study: optuna.Study, spec: StudySpec, front, lvl, storage_ur
                  f"<details><summary>table ({len(lvl)} "
                  f"points)</summary>{table_html(lvl, 'levels-table', feasible_col=None)}"
                  f"</details></section>")
-    return parts
+    return parts[::-1] if by_levels else parts
 
 
 def _curves_section(study: optuna.Study, spec: StudySpec, done, front_numbers: list[int],

@@ -193,6 +193,10 @@ def test_report_with_other_objectives(synthetic, objectives):
     assert {"plot-pareto", "plot-levels", "plot-curves", "front-table"} <= page.ids
     assert "plot-hypervolume" in page.ids  # the search measure reads the curves, whatever the objectives
     assert page.tables["front-table"]["headers"][1:1 + len(objectives)] == list(objectives)
+    html = build_report(study, spec, url, trial_figures=False)
+    # objectives other than (val_acc, sparsity): the front over all levels is the product, so it comes first
+    assert html.index('id="levels"') < html.index('id="pareto"')
+    assert "Trials and their score" in html and "Pareto front — selected points" not in html
 
 
 def test_curves_command(real_study, tmp_path, capsys):
