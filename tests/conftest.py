@@ -23,3 +23,19 @@ def tiny_cfg(tiny_overrides):
     from sdd_opt.config import load_config
 
     return load_config(None, tiny_overrides)
+
+
+class Interrupted(Exception):
+    """Raised by :func:`run_interrupted`'s level callback: an interrupt right after a level."""
+
+
+def run_interrupted(cfg, out, level: int = 1) -> None:
+    """Run ``cfg`` into ``out`` and interrupt it once ``level`` is finished (as Ctrl-C would)."""
+    from sdd_opt.imp import run_curve
+
+    def stop(row):
+        if row["level"] == level:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        run_curve(cfg, out, on_level=stop, progress=False, log=lambda *_: None)

@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+from conftest import run_interrupted
 
 from sdd_opt.checkpoints import load_checkpoint
 from sdd_opt.config import load_config
@@ -11,9 +12,6 @@ from sdd_opt.rundir import read_curve
 
 quiet = dict(progress=False, log=lambda *_: None)
 
-
-class _Interrupt(Exception):
-    pass
 
 
 def _strip(rows):
@@ -43,13 +41,7 @@ def test_curve_outputs_and_exact_sparsity(tiny_cfg, tmp_path):
 
 def test_resume_equals_an_uninterrupted_run(tiny_cfg, tmp_path):
     full = run_curve(tiny_cfg, tmp_path / "full", **quiet)
-
-    def stop_after_level_1(row):
-        if row["level"] == 1:
-            raise _Interrupt
-
-    with pytest.raises(_Interrupt):
-        run_curve(tiny_cfg, tmp_path / "cut", on_level=stop_after_level_1, **quiet)
+    run_interrupted(tiny_cfg, tmp_path / "cut")
     assert len(read_curve(tmp_path / "cut/curve.csv")) == 2
     with pytest.raises(UserError, match="--resume"):
         run_curve(tiny_cfg, tmp_path / "cut", **quiet)

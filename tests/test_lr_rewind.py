@@ -3,6 +3,7 @@
 import pytest
 import torch
 import yaml
+from conftest import run_interrupted
 
 import sdd_opt.imp as imp
 from sdd_opt.checkpoints import load_checkpoint
@@ -14,9 +15,6 @@ from sdd_opt.train import make_scheduler, steps_per_epoch
 
 quiet = dict(progress=False, log=lambda *_: None)
 
-
-class _Interrupt(Exception):
-    pass
 
 
 def _strip(rows):
@@ -76,13 +74,7 @@ def test_resume_after_an_interrupt_is_bit_identical(tiny_overrides, tmp_path):
     """With l2 and distillation, as a study's lr_rewind trials run."""
     cfg = _lr_rewind(tiny_overrides, "train.weight_decay=0.001", "distill.enabled=true", "distill.temperature=4")
     full = run_curve(cfg, tmp_path / "full", **quiet)
-
-    def stop_after_level_1(row):
-        if row["level"] == 1:
-            raise _Interrupt
-
-    with pytest.raises(_Interrupt):
-        run_curve(cfg, tmp_path / "cut", on_level=stop_after_level_1, **quiet)
+    run_interrupted(cfg, tmp_path / "cut")
     assert len(read_curve(tmp_path / "cut/curve.csv")) == 2
     resumed = run_curve(cfg, tmp_path / "cut", resume=True, **quiet)
     assert _strip(resumed.rows) == _strip(full.rows)
