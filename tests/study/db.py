@@ -96,6 +96,14 @@ def tracked_studies(url: str):
         delete_studies(url, *names)
 
 
+@contextmanager
+def tracked_study(url: str):
+    """Yield one unique study name; the study is deleted at the end."""
+    with tracked_studies(url) as names:
+        names.append(unique_name())
+        yield names[0]
+
+
 class TcpProxy:
     """A TCP forwarder on 127.0.0.1 in front of a database: stop it to cut every connection
     (what a server restart or a network outage looks like to a worker), start it again to recover."""

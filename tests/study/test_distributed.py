@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from sdd_opt.testing import run_cli
 
 from .conftest import tiny_study
-from .db import db_url, server_url, tracked_studies, unique_name  # noqa: F401  (db_url is a fixture)
+from .db import db_url, server_url, tracked_studies, tracked_study, unique_name  # noqa: F401  (db_url is a fixture)
 
 HB = ["--heartbeat-interval", "1", "--grace-period", "3"]
 
@@ -135,9 +135,7 @@ def test_two_workers_complete_exactly_n_trials(kind, tmp_path, capsys):
     (On MySQL the SIGKILL test below covers two workers by default; this one runs with -m slow.)"""
     db_url = server_url(kind)
     path = write_study(tmp_path, epochs=4)
-    with tracked_studies(db_url) as names:
-        name = unique_name()
-        names.append(name)
+    with tracked_study(db_url) as name:
         create(capsys, path, db_url, name)
         other = Worker(tmp_path, name, db_url, 4, "b")
         try:

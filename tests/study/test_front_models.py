@@ -137,15 +137,13 @@ def test_load_model_refuses_a_folder_that_is_not_an_export(tmp_path):
 def test_two_workers_on_postgresql_export_models_without_their_run_directories(tmp_path, capsys, monkeypatch):
     """Two workers (one process each) share the study and the artifact store; their run directories
     are deleted before the export, which still loads every front model from the store."""
-    from .db import server_url, tracked_studies, unique_name
+    from .db import server_url, tracked_study
     from .test_distributed import Worker, create, worker_here, write_study
 
     url = server_url("postgresql")
     monkeypatch.setenv("SDD_OPT_WEIGHTS_GRACE", "0")
     path = write_study(tmp_path, levels=3)
-    with tracked_studies(url) as names:
-        name = unique_name()
-        names.append(name)
+    with tracked_study(url) as name:
         create(capsys, path, url, name)
         other = Worker(tmp_path, name, url, 4, "b")
         code, out = worker_here(capsys, tmp_path, name, url, 4)
